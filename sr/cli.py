@@ -1,0 +1,175 @@
+"""Command line: ``python -m sr {zoo,upscale,train,evaluate,bench,publish,mos} ...``.
+
+Errors the user can fix (bad input, unknown model, missing weights) print one line
+``error: ...`` on stderr and exit with status 2; nothing else is printed for them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_zoo(args) -> int:
+    from . import zoo
+
+    models = zoo.list_models()
+    if args.json:
+        print(json.dumps(models, indent=2))
+        return 0
+    print(f"{'id':20} {'kind':10} {'weights':9} title")
+    for m in models:
+        state = "-" if m["kind"] == "baseline" else ("pinned" if m["available"] else "none")
+        print(f"{m['id']:20} {m['kind']:10} {state:9} {m['title']}")
+    return 0
+
+
+def _cmd_upscale(args) -> int:
+    from . import api, imio, zoo
+
+    entry = zoo.get_entry(args.model)
+    if entry.kind not in ("baseline", "generator"):
+        raise zoo.ZooError(f"model {args.model!r} is a {entry.kind}, not a super-resolution model")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for src in args.inputs:
+        try:
+            image, info = imio.read_image(src)
+            result = api.upscale(image, args.model, tile=args.tile, overlap=args.overlap,
+                                 precision=args.precision, normalize=args.normalize)
+            dest = out_dir / f"{Path(src).stem}_x4_{args.model}{imio.output_suffix(info, result)}"
+            imio.write_image(dest, result, info)
+            print(f"{src} -> {dest} ({result.shape[1]}x{result.shape[0]}, {result.dtype})")
+        except imio.ImageError as exc:
+            print(f"error: {src}: {exc}", file=sys.stderr)
+            failures += 1
+    return 2 if failures else 0
+
+
+def _cmd_train(args) -> int:
+    from .train import TrainArgs, train
+
+    targs = TrainArgs(model=args.model, data=args.data, steps=args.steps, out=args.out, batch=args.batch,
+                      patch=args.patch, lr=args.lr, precision=args.precision, seed=args.seed,
+                      log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every,
+                      threads=args.threads, init=args.init, max_minutes=args.max_minutes,
+                      export=not args.no_export)
+    print(json.dumps(train(targs)))
+    return 0
+
+
+def _cmd_publish(args) -> int:
+    from .publish import publish
+
+    rev = publish(args.model, repo_id=args.repo, token=args.token, private=args.private)
+    print(f"published {args.model} -> {args.repo or 'registry repo'} at revision {rev}")
+    return 0
+
+
+def _cmd_card(args) -> int:
+    from . import zoo
+    from .publish import write_card
+
+    ids = args.models or [e.id for e in zoo.entries() if e.learned and e.available]
+    for i in ids:
+        print(write_card(i))
+    return 0
+
+
+def _lazy(module: str, func: str):
+    def run(args):
+        import importlib
+
+        return getattr(importlib.import_module(f".{module}", __package__), func)(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sr", description="4x super-resolution for fluorescence microscopy")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    z = sub.add_parser("zoo", help="list the model zoo")
+    z.add_argument("--json", action="store_true", help="print the registry as JSON")
+    z.set_defaults(func=_cmd_zoo)
+
+    u = sub.add_parser("upscale", help="super-resolve image files 4x")
+    u.add_argument("inputs", nargs="+")
+    u.add_argument("--model", default="srgan-improved")
+    u.add_argument("--out", default="sr_out")
+    u.add_argument("--tile", type=int, default=192, help="tile size in LR pixels (0: whole image)")
+    u.add_argument("--overlap", type=int, default=None, help="tile margin (default: receptive field)")
+    u.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    u.add_argument("--normalize", choices=["auto", "dtype", "percentile"], default="auto")
+    u.set_defaults(func=_cmd_upscale)
+
+    t = sub.add_parser("train", help="train a zoo model (recipe from the registry)")
+    t.add_argument("--model", required=True)
+    t.add_argument("--data", required=True, help="folder of training images")
+    t.add_argument("--steps", type=int, required=True, help="total steps (resumes if a run exists)")
+    t.add_argument("--out", default="runs")
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--patch", type=int, default=96)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--log-every", type=int, default=10)
+    t.add_argument("--val-every", type=int, default=200)
+    t.add_argument("--ckpt-every", type=int, default=50)
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--init", default=None, help="zoo id or folder to start the generator from")
+    t.add_argument("--max-minutes", type=float, default=None, help="checkpoint and stop after this long")
+    t.add_argument("--no-export", action="store_true", help="do not write weights/<model> at the end")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="PSNR/SSIM/time table on a folder of HR images")
+    e.add_argument("--data", required=True, action="append", help="folder of HR images (repeatable)")
+    e.add_argument("--models", default=None, help="comma-separated ids (default: all available)")
+    e.add_argument("--json", default=None, help="write the results as JSON here")
+    e.add_argument("--out", default="docs", help="folder for the markdown and CSV tables")
+    e.add_argument("--name", default=None, help="name of the table files")
+    e.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    e.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    e.add_argument("--segmentation", action="store_true", help="also nuclei Dice/count on blue images")
+    e.add_argument("--update-cards", action="store_true", help="write test metrics into the model cards")
+    e.set_defaults(func=_lazy("evaluate", "cli"))
+
+    b = sub.add_parser("bench", help="latency / throughput benchmark")
+    b.add_argument("--json", default=None)
+    b.add_argument("--models", default=None)
+    b.add_argument("--repeats", type=int, default=7)
+    b.add_argument("--quick", action="store_true")
+    b.add_argument("--out", default=None, help="write the markdown table here")
+    b.set_defaults(func=_lazy("bench", "cli"))
+
+    pub = sub.add_parser("publish", help="push weights/<id> to the Hugging Face Hub")
+    pub.add_argument("model")
+    pub.add_argument("--repo", default=None, help="ORG/NAME (default: the registry's repo)")
+    pub.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN / cached login)")
+    pub.add_argument("--private", action="store_true")
+    pub.set_defaults(func=_cmd_publish)
+
+    c = sub.add_parser("card", help="rewrite model cards from the registry")
+    c.add_argument("models", nargs="*")
+    c.set_defaults(func=_cmd_card)
+
+    m = sub.add_parser("mos", help="blind MOS study: build the item pool, report results")
+    m.add_argument("mos_args", nargs=argparse.REMAINDER)
+    m.set_defaults(func=_lazy("mos_cli", "cli"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .imio import ImageError
+    from .zoo import ZooError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ImageError, ZooError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,321 @@
+"""Image I/O for what microscopists have, and intensity normalisation.
+
+In memory an image is a numpy array ``(H, W)`` (one channel) or ``(H, W, C)`` (colour or a
+channel stack), dtype uint8, uint16 or float32. Readers refuse decompression bombs and
+absurd sizes *before* decoding pixels, with an :class:`ImageError` that says why.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES
+MAX_CHANNELS = 16
+
+
+class ImageError(ValueError):
+    """The input is not an image we can process; the message is for the user."""
+
+
+def max_pixels() -> int:
+    """Input pixel limit (H*W), from ``SR_MAX_PIXELS``; default 16 megapixels (4096x4096)."""
+    return int(os.environ.get("SR_MAX_PIXELS", 4096 * 4096))
+
+
+@dataclass
+class ImageInfo:
+    format: str  # "tiff" | "png" | ...
+    channel_axis: str  # "none" (2-D), "last" (H,W,C), "first" (C,H,W, TIFF stacks)
+    note: str = ""
+
+
+def check_size(h: int, w: int, limit: int | None = None) -> None:
+    limit = max_pixels() if limit is None else limit
+    if h < 1 or w < 1:
+        raise ImageError(f"image has an empty dimension ({w}x{h})")
+    if h * w > limit:
+        raise ImageError(f"image is {w}x{h} = {h * w:,} pixels, over the limit of {limit:,} "
+                         f"(set SR_MAX_PIXELS to change it)")
+    if h < 2 or w < 2:
+        raise ImageError(f"image is {w}x{h}; at least 2x2 pixels are needed")
+
+
+def check_array(a: np.ndarray, what: str = "image") -> np.ndarray:
+    """Validate an in-memory image and bring it to uint8/uint16/float32 ``(H,W)``/``(H,W,C)``."""
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3):
+        raise ImageError(f"{what} must be 2-D (H,W) or 3-D (H,W,C); got shape {a.shape}")
+    if a.ndim == 3 and a.shape[2] > MAX_CHANNELS:
+        raise ImageError(f"{what} has {a.shape[2]} channels in its last axis; at most {MAX_CHANNELS} "
+                         f"are supported (is it a (C,H,W) stack? pass it as (H,W,C))")
+    check_size(a.shape[0], a.shape[1])
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype in (np.uint8, np.uint16):
+        pass
+    elif np.issubdtype(a.dtype, np.integer):
+        lo, hi = int(a.min()), int(a.max())
+        if lo >= 0 and hi <= 65535:
+            a = a.astype(np.uint16)
+        else:
+            a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ImageError(f"{what} contains NaN or infinite values")
+    else:
+        raise ImageError(f"{what} has unsupported dtype {a.dtype}")
+    return np.ascontiguousarray(a)
+
+
+# ---------------------------------------------------------------------------- reading
+
+def _read_tiff(src) -> tuple[np.ndarray, ImageInfo]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(src) as tf:
+            if not tf.series:
+                raise ImageError("TIFF file holds no image")
+            series = tf.series[0]
+            shape, axes = tuple(series.shape), series.axes
+            n = int(np.prod(shape)) if shape else 0
+            if n == 0:
+                raise ImageError(f"TIFF image is empty (shape {shape})")
+            # drop singleton axes (T=1, Z=1, ...) before judging the layout
+            keep = [i for i, s in enumerate(shape) if s != 1]
+            core = [shape[i] for i in keep]
+            if len(core) > 3 or len(core) < 2:
+                raise ImageError(f"TIFF has shape {shape} (axes {axes}); expected a 2-D image or a "
+                                 f"channel stack (C,H,W) or (H,W,C)")
+            if len(core) == 3:
+                if core[0] <= MAX_CHANNELS and core[2] > MAX_CHANNELS:
+                    h, w = core[1], core[2]
+                else:
+                    h, w = core[0], core[1]
+            else:
+                h, w = core
+            check_size(h, w)
+            a = series.asarray()
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(f"cannot read TIFF: {type(exc).__name__}: {exc}") from None
+    a = np.squeeze(a)
+    axis = "none"
+    if a.ndim == 3:
+        if a.shape[0] <= MAX_CHANNELS and a.shape[2] > MAX_CHANNELS:
+            a = np.moveaxis(a, 0, -1)
+            axis = "first"
+        else:
+            axis = "last"
+    return check_array(a, "TIFF image"), ImageInfo("tiff", axis)
+
+
+def _pil_to_array(im) -> tuple[np.ndarray, str]:
+    from PIL import Image
+
+    note = ""
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        note = "alpha channel dropped"
+        im = im.convert("RGB" if mode in ("RGBA", "RGBa", "PA") else "L")
+    elif mode == "P":
+        im = im.convert("RGB")
+        a = np.asarray(im)
+        if (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
+            return a[..., 0].copy(), "palette converted to grey"
+        return a, "palette converted to RGB"
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+        note = f"{mode} converted to RGB"
+    elif mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16), note
+    elif mode == "I":
+        return np.asarray(im), note
+    elif mode not in ("L", "RGB", "F"):
+        im = im.convert("RGB")
+        note = f"{mode} converted to RGB"
+    return np.asarray(im), note
+
+
+def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
+    from PIL import Image, ImageOps
+
+    limit = max_pixels()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            old = Image.MAX_IMAGE_PIXELS
+            im = Image.open(src)
+            w, h = im.size
+            check_size(h, w, limit)
+            note = ""
+            if getattr(im, "n_frames", 1) > 1:
+                note = f"first of {im.n_frames} frames used"
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            a, n2 = _pil_to_array(im)
+            fmt = (im.format or fmt_hint or "png").lower()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"refused a possible decompression bomb: {exc}") from None
+    except Exception as exc:
+        raise ImageError(f"cannot read image: {type(exc).__name__}: {exc}") from None
+    note = "; ".join(x for x in (note, n2) if x)
+    return check_array(a), ImageInfo(fmt, "last" if a.ndim == 3 else "none", note)
+
+
+def read_image(src: str | Path | bytes) -> tuple[np.ndarray, ImageInfo]:
+    """Read PNG/JPEG/TIFF/... from a path or bytes: ``(array, info)``."""
+    if isinstance(src, (bytes, bytearray)):
+        data = bytes(src)
+        name = ""
+    else:
+        path = Path(src)
+        if not path.is_file():
+            raise ImageError(f"no such file: {path}")
+        name = path.name.lower()
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path.name} is an empty file")
+        data = None
+    head = data[:4] if data is not None else open(src, "rb").read(4)
+    if not head:
+        raise ImageError("empty file")
+    is_tiff = head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+    source = io.BytesIO(data) if data is not None else str(src)
+    if is_tiff:
+        return _read_tiff(source)
+    return _read_pil(source, Path(name).suffix.lstrip("."))
+
+
+# ---------------------------------------------------------------------------- writing
+
+def write_image(path: str | Path, a: np.ndarray, info: ImageInfo | None = None) -> Path:
+    """Write losslessly: TIFF keeps dtype and channel layout; PNG for 8/16-bit grey or RGB."""
+    path = Path(path)
+    a = np.asarray(a)
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        out = a
+        if a.ndim == 3 and info is not None and info.channel_axis == "first":
+            out = np.moveaxis(a, -1, 0)
+        photometric = "rgb" if (out.ndim == 3 and out.shape[-1] == 3 and (info is None or info.channel_axis != "first")) else "minisblack"
+        tifffile.imwrite(path, out, photometric=photometric, compression="zlib")
+        return path
+    from PIL import Image
+
+    if a.dtype == np.uint16 and a.ndim == 2:
+        Image.fromarray(a).save(path)  # 16-bit grey PNG
+    elif a.dtype == np.uint8 and (a.ndim == 2 or a.shape[2] in (3, 4)):
+        Image.fromarray(a).save(path)
+    else:
+        raise ImageError(f"{path.suffix} cannot hold a {a.dtype} image of shape {a.shape}; use .tif")
+    return path
+
+
+def output_suffix(info: ImageInfo, a: np.ndarray) -> str:
+    """Lossless output format matching the input: TIFF stays TIFF, else PNG when it fits."""
+    if info.format == "tiff":
+        return ".tif"
+    if a.dtype == np.uint8 and (a.ndim == 2 or a.shape[2] in (3, 4)):
+        return ".png"
+    if a.dtype == np.uint16 and a.ndim == 2:
+        return ".png"
+    return ".tif"
+
+
+# ---------------------------------------------------------------------------- intensities
+
+@dataclass(frozen=True)
+class Norm:
+    """Per-channel affine map ``x_model = (x - lo) / (hi - lo)``; inverted for the output."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    dtype: np.dtype
+
+
+def to_channels(a: np.ndarray) -> np.ndarray:
+    """(H,W) or (H,W,C) -> (C,H,W)."""
+    return a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
+
+
+def from_channels(c: np.ndarray, like_ndim: int) -> np.ndarray:
+    return c[0] if like_ndim == 2 else np.moveaxis(c, 0, -1)
+
+
+def normalize(a: np.ndarray, mode: str = "auto", percentiles=(0.1, 99.9)) -> tuple[np.ndarray, Norm]:
+    """Image -> float32 (C,H,W) for the model, plus the map back.
+
+    ``mode``: ``"dtype"`` divides by the dtype range (uint8 /255, uint16 /65535); the models
+    were trained on 8-bit images scaled this way. ``"percentile"`` maps each channel's
+    percentiles to [0, 1] without clipping (CSBDeep-style), for 16-bit and float images whose
+    signal uses a small part of the range. ``"auto"``: dtype for uint8, percentile otherwise.
+    """
+    c = to_channels(a).astype(np.float32)
+    if mode == "auto":
+        mode = "dtype" if a.dtype == np.uint8 else "percentile"
+    n = c.shape[0]
+    if mode == "dtype":
+        if a.dtype == np.uint8:
+            lo, hi = np.zeros(n), np.full(n, 255.0)
+        elif a.dtype == np.uint16:
+            lo, hi = np.zeros(n), np.full(n, 65535.0)
+        else:
+            lo, hi = np.zeros(n), np.ones(n)
+    elif mode == "percentile":
+        flat = c.reshape(n, -1)
+        lo = np.percentile(flat, percentiles[0], axis=1)
+        hi = np.percentile(flat, percentiles[1], axis=1)
+        flat_max = flat.max(axis=1)
+        flat_min = flat.min(axis=1)
+        same = hi - lo < 1e-6
+        lo = np.where(same, flat_min, lo)
+        hi = np.where(same, np.maximum(flat_max, flat_min + 1.0), hi)
+    else:
+        raise ValueError(f"normalize mode {mode!r} is not one of auto, dtype, percentile")
+    lo = lo.astype(np.float32)
+    hi = hi.astype(np.float32)
+    x = (c - lo[:, None, None]) / (hi - lo)[:, None, None]
+    return x.astype(np.float32), Norm(lo, hi, a.dtype)
+
+
+def denormalize(x: np.ndarray, norm: Norm, like_ndim: int) -> np.ndarray:
+    """Model output float (C,H,W) -> image in the input's dtype, range and layout."""
+    y = x * (norm.hi - norm.lo)[:, None, None] + norm.lo[:, None, None]
+    y = from_channels(y, like_ndim)
+    if norm.dtype == np.uint8:
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    if norm.dtype == np.uint16:
+        return np.clip(np.rint(y), 0, 65535).astype(np.uint16)
+    return y.astype(np.float32)
+
+
+def to_uint8_display(a: np.ndarray) -> np.ndarray:
+    """Any image -> uint8 grey/RGB for display (per-channel percentile stretch for non-uint8)."""
+    if a.dtype != np.uint8:
+        x, _ = normalize(a, "percentile", (0.0, 100.0) if a.dtype == np.float32 else (0.1, 99.9))
+        a = np.clip(np.rint(from_channels(x, a.ndim) * 255), 0, 255).astype(np.uint8)
+    if a.ndim == 3 and a.shape[2] not in (3,):
+        if a.shape[2] == 2:
+            a = np.concatenate([a, np.zeros_like(a[:, :, :1])], axis=2)
+        elif a.shape[2] == 4:
+            a = a[:, :, :3]
+        else:
+            a = a[:, :, :3] if a.shape[2] > 3 else a
+    return np.ascontiguousarray(a)

@@ -1,0 +1,115 @@
+"""Model folders (``weights/<id>/``, the exact files of each Hub repo) and publishing.
+
+* :func:`export` writes ``config.json`` + ``model.safetensors`` (``save_pretrained``) and the
+  model card ``README.md``, and pins the file's sha256 in the registry.
+* :func:`render_card` builds the card from the registry entry (one source of truth).
+* :func:`publish` pushes a folder to the Hub with ``HfApi.upload_folder`` and pins the
+  resulting commit as the model's ``revision``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import zoo
+from .arch import describe
+
+LICENSE_NOTE = ("Trained on Human Protein Atlas images (Kaggle 2018 HPA Image Classification data; "
+                "image credit: Human Protein Atlas, Thul PJ et al. 2017, Science 356:eaal3321). "
+                "HPA terms (CC BY-NC-ND 4.0 for release v15; check the current terms) and the Kaggle "
+                "competition rules apply to these weights.")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def render_card(entry: zoo.ModelEntry) -> str:
+    card = entry.card or {}
+    lines = [
+        "---",
+        "license: cc-by-nc-4.0",
+        "library_name: sr-microscopy",
+        "pipeline_tag: " + ("image-classification" if entry.kind == "featurenet" else "image-to-image"),
+        "tags:", "- super-resolution", "- microscopy", "- fluorescence", "- srgan",
+        "---",
+        "",
+        f"# {entry.title} (`{entry.id}`)",
+        "",
+        entry.description,
+        "",
+        "## Architecture",
+        "",
+    ]
+    if entry.kind == "generator":
+        lines += [f"Generator: {describe(entry.arch)}; 4x, {entry.arch['in_channels']} channel in/out "
+                  f"(multi-channel images are processed channel by channel).", ""]
+    lines += ["```json", json.dumps(entry.arch, indent=1), "```", "", "## Training recipe", "",
+              "```json", json.dumps(entry.recipe, indent=1), "```", ""]
+    r = entry.recipe
+    if r.get("stage") == "gan":
+        content = r.get("content", "mse")
+        if content == "mse":
+            lines += ["Content loss: pixel-space MSE (SRGAN-MSE). No ImageNet VGG weights could be "
+                      "downloaded where this model was trained.", ""]
+        else:
+            lines += [f"Content loss: features of the zoo model `{content.split(':', 1)[1]}`, a small VGG "
+                      "trained from scratch on microscopy (mSRGAN's idea).", ""]
+    if card:
+        lines += ["## Training run and results", "", "| field | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in card.items() if not isinstance(v, dict)]
+        lines += [""]
+    lines += ["## Degradation and data", "",
+              "LR inputs are made from HR images by Pillow's bicubic resize to 1/4 (`sr.degrade.degrade`).",
+              "", LICENSE_NOTE, "", "## Use", "", "```python", "import sr",
+              f"out = sr.upscale(image, {entry.id!r})  # numpy in, numpy out", "```", ""]
+    return "\n".join(lines)
+
+
+def write_card(model_id: str, folder: Path | None = None) -> Path:
+    entry = zoo.get_entry(model_id)
+    folder = folder or zoo.weights_dir() / model_id
+    path = Path(folder) / zoo.CARD_FILE
+    path.write_text(render_card(entry), encoding="utf-8")
+    return path
+
+
+def export(model_id: str, module, card: dict | None = None, folder: Path | None = None) -> Path:
+    """Write the model folder and pin its sha256 (and card fields) in the registry."""
+    entry = zoo.get_entry(model_id)
+    folder = Path(folder or zoo.weights_dir() / model_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = dict(module.config)
+    if cfg != entry.arch:
+        raise zoo.ZooError(f"module config {cfg} is not the registry architecture of {model_id!r}")
+    module.save_pretrained(str(folder))
+    # save_pretrained writes its own README when a card template exists: replace it with ours
+    (folder / zoo.CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+    sha = zoo.sha256_file(folder / zoo.WEIGHT_FILE)
+    zoo.update_entry(model_id, sha256=sha, **({"card": card} if card else {}))
+    write_card(model_id, folder)
+    return folder
+
+
+def publish(model_id: str, repo_id: str | None = None, token: str | None = None,
+            private: bool = False) -> str:
+    """Push ``weights/<id>/`` to the Hub; returns and pins the commit id."""
+    from huggingface_hub import HfApi
+
+    entry = zoo.get_entry(model_id)
+    folder = zoo.weights_dir() / model_id
+    zoo.resolve(model_id)  # the local files must match the pin before they are published
+    repo_id = repo_id or entry.repo_id
+    api = HfApi(endpoint=zoo._endpoint(), token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
+                             commit_message=f"{model_id}: weights sha256 {entry.sha256[:12]}",
+                             allow_patterns=[zoo.CONFIG_FILE, zoo.WEIGHT_FILE, zoo.CARD_FILE])
+    revision = getattr(info, "oid", None) or str(info).rsplit("/", 1)[-1]
+    changes = {"revision": revision}
+    if repo_id != entry.repo_id:
+        changes["repo"] = repo_id
+    zoo.update_entry(model_id, **changes)
+    return revision

@@ -1,0 +1,105 @@
+"""Shared fixtures: a tiny zoo of randomly initialised models (never committed as weights)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# The tiny zoo keeps the real ids so the app's defaults work, with tiny architectures.
+TINY_ARCHS = {
+    "srgan": dict(width=8, blocks=1, norm="batch", upsample="pixelshuffle", up_width=8,
+                  head_kernel=3, tail_kernel=3),
+    "srgan-improved": dict(width=8, blocks=1, norm="none", upsample="nearest-conv", up_width=8,
+                           head_kernel=3, tail_kernel=3),
+    "msrgan": dict(width=8, blocks=1, norm="batch", upsample="pixelshuffle", up_width=8,
+                   head_kernel=3, tail_kernel=3),
+}
+
+
+def _full_arch(**kw):
+    base = dict(in_channels=1, out_channels=1, width=64, blocks=16, norm="batch", upsample="pixelshuffle",
+                up_width=64, scale=4, head_kernel=9, tail_kernel=9, act="prelu")
+    base.update(kw)
+    return base
+
+
+def make_tiny_zoo(root: Path, ids=tuple(TINY_ARCHS), seed: int = 0) -> tuple[Path, Path]:
+    """Write a registry + weights folder with tiny random generators; returns (registry, weights)."""
+    from sr.arch import Generator
+    from sr.zoo import sha256_file
+
+    real = json.loads((REPO / "sr" / "zoo.json").read_text())
+    weights = root / "weights"
+    models = []
+    for m in real["models"]:
+        if m["kind"] == "baseline":
+            models.append(m)
+        elif m["id"] in ids:
+            torch.manual_seed(seed)
+            arch = _full_arch(**TINY_ARCHS[m["id"]])
+            g = Generator(**arch).eval()
+            folder = weights / m["id"]
+            g.save_pretrained(str(folder))
+            (folder / "config.json").write_text(json.dumps(arch))
+            models.append({**m, "arch": arch, "sha256": sha256_file(folder / "model.safetensors"),
+                           "revision": None, "card": {"note": "tiny random test model"}})
+    reg = root / "zoo.json"
+    reg.write_text(json.dumps({"hub_org_default": "test-org", "models": models}, indent=1))
+    return reg, weights
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path, monkeypatch):
+    from sr import api, zoo
+
+    reg, weights = make_tiny_zoo(tmp_path)
+    monkeypatch.setenv("SR_REGISTRY", str(reg))
+    monkeypatch.setenv("SR_WEIGHTS_DIR", str(weights))
+    zoo.reload_registry()
+    zoo.clear_shared()
+    api._fast.clear()
+    yield reg, weights
+    zoo.reload_registry()
+    zoo.clear_shared()
+    api._fast.clear()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def hpa_sample(name_glob: str = "*_blue.png") -> Path | None:
+    folder = SHARED_DATA / "hpa" / "sanch7_kaggle2018_singlechannel" / "test_sample"
+    files = sorted(folder.glob(name_glob)) if folder.is_dir() else []
+    return files[0] if files else None
+
+
+def blobs(h: int, w: int, c: int | None = None, dtype=np.uint8, seed: int = 0) -> np.ndarray:
+    """A fluorescence-like test image: smooth blobs on a dark background."""
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    chans = []
+    for _ in range(c or 1):
+        img = np.zeros((h, w), np.float64)
+        for _ in range(12):
+            cy, cx, s = r.uniform(0, h), r.uniform(0, w), r.uniform(2, max(3, min(h, w) / 6))
+            img += r.uniform(0.3, 1) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+        img = img / max(img.max(), 1e-9)
+        chans.append(img)
+    a = np.stack(chans, -1) if c else chans[0]
+    if dtype == np.uint8:
+        return (a * 255).round().astype(np.uint8)
+    if dtype == np.uint16:
+        return (a * 4000 + 100).round().astype(np.uint16)
+    return a.astype(dtype)
+
+
+os.environ.setdefault("SR_HUB_PROBE_TIMEOUT", "2")
