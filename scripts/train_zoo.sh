@@ -13,16 +13,16 @@ export SR_WEIGHTS_DIR="$ROOT/weights" SR_REGISTRY="$ROOT/sr/zoo.json" PYTHONPATH
 DATA=${1:-../shared/data/hpa/sanch7_kaggle2018_singlechannel/train_sample}
 case "$DATA" in /*) ;; *) DATA="$(pwd)/$DATA" ;; esac
 FEAT_STEPS=${FEAT_STEPS:-1500}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
-GAN_STEPS=${GAN_STEPS:-600}
-LITE_STEPS=${LITE_STEPS:-3000}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-1500}
+GAN_STEPS=${GAN_STEPS:-400}
+LITE_STEPS=${LITE_STEPS:-2000}
 mkdir -p runs
 run() { echo "== $(date -u +%FT%TZ) $*" ; (cd "$SNAP" && python -m sr train --data "$DATA" --out "$ROOT/runs" "$@"); }
 {
   run --model msrgan-vgg --steps "$FEAT_STEPS" --batch 32 --val-every 250
   run --model srresnet-improved --steps "$PRETRAIN_STEPS"
-  run --model srresnet --steps "$PRETRAIN_STEPS"
   run --model srgan-improved --steps "$GAN_STEPS" --val-every 100
+  run --model srresnet --steps "$PRETRAIN_STEPS"
   run --model srgan --steps "$GAN_STEPS" --val-every 100
   run --model msrgan --steps "$GAN_STEPS" --val-every 100
   run --model srgan-lite --steps "$LITE_STEPS" --val-every 500

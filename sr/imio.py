@@ -164,10 +164,10 @@ def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
             note = ""
             if getattr(im, "n_frames", 1) > 1:
                 note = f"first of {im.n_frames} frames used"
+            fmt = (im.format or fmt_hint or "png").lower()
             im.load()
             im = ImageOps.exif_transpose(im) or im
             a, n2 = _pil_to_array(im)
-            fmt = (im.format or fmt_hint or "png").lower()
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

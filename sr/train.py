@@ -334,7 +334,15 @@ def train(args: TrainArgs) -> dict:
         export(args.model, net, card)
         result["exported"] = str(zoo.weights_dir() / args.model)
     if world > 1:
+        # every rank must hold the same weights after DDP training: gather and record digests
+        net = modules["net"] if stage == "featurenet" else modules["g"]
+        digests = [None] * world
+        torch.distributed.all_gather_object(digests, params_digest(net))
+        result["rank_digests"] = digests
+        if rank == 0:
+            (run_dir / "rank_digests.json").write_text(json.dumps(digests), encoding="utf-8")
         torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return result
 
 
@@ -349,11 +357,15 @@ def _last_validation(log_path: Path) -> dict:
 
 
 def params_digest(module: torch.nn.Module) -> str:
-    """sha256 of all parameters (used to check that DDP ranks agree)."""
+    """sha256 of all parameters (used to check that DDP ranks agree).
+
+    Buffers (BatchNorm running statistics) are left out: DDP broadcasts them from rank 0 at
+    each forward, so after the last step each rank holds its own; only rank 0's are saved.
+    """
     import hashlib
 
     h = hashlib.sha256()
-    for k, v in sorted(_unwrap(module).state_dict().items()):
+    for k, v in sorted(_unwrap(module).named_parameters()):
         h.update(k.encode())
         h.update(v.detach().float().contiguous().numpy().tobytes())
     return h.hexdigest()

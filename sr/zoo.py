@@ -277,10 +277,20 @@ def load(model_id: str):
     if config != entry.arch:
         raise ZooError(f"model {model_id!r}: {CONFIG_FILE} {config} does not match the registry "
                        f"architecture {entry.arch}")
+    from safetensors.torch import load_file
+
     cls = _load_class(entry)
     try:
-        model = cls.from_pretrained(str(folder), strict=True)
-    except Exception as exc:  # strict loading: missing/unexpected keys, shape mismatch, bad file
+        model = cls(**config)
+        state = load_file(str(folder / WEIGHT_FILE))
+        # every key must match, buffers included (torch alone forgives a missing
+        # BatchNorm num_batches_tracked), then torch checks the shapes
+        expected = set(model.state_dict())
+        if set(state) != expected:
+            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise KeyError(f"missing keys {missing[:5]}, unexpected keys {extra[:5]}")
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:  # missing/unexpected keys, shape mismatch, unreadable file
         raise ZooError(f"model {model_id!r}: weights do not match its architecture "
                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]})") from None
     model.eval()

@@ -50,6 +50,8 @@ def make_tiny_zoo(root: Path, ids=tuple(TINY_ARCHS), seed: int = 0) -> tuple[Pat
             (folder / "config.json").write_text(json.dumps(arch))
             models.append({**m, "arch": arch, "sha256": sha256_file(folder / "model.safetensors"),
                            "revision": None, "card": {"note": "tiny random test model"}})
+        else:  # the rest of the zoo, not trained
+            models.append({**m, "sha256": None, "revision": None, "card": {}})
     reg = root / "zoo.json"
     reg.write_text(json.dumps({"hub_org_default": "test-org", "models": models}, indent=1))
     return reg, weights

@@ -1,0 +1,85 @@
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sr import checkpoint, data, zoo
+from sr.train import TrainArgs, train
+from conftest import REPO, blobs
+
+
+@pytest.fixture
+def hpa_folder(tmp_path):
+    """A tiny HPA-Kaggle-layout folder: 6 fields x 2 stains, 64x64 8-bit."""
+    folder = tmp_path / "hpa"
+    folder.mkdir()
+    ids = ["%08x-bb%02d-11e8-b2b8-ac1f6b6435d0" % (i * 7919, i) for i in range(6)]
+    for i, fid in enumerate(ids):
+        for j, stain in enumerate(("green", "blue")):
+            Image.fromarray(blobs(64, 64, seed=10 * i + j)).save(folder / f"{fid}_{stain}.png")
+    return folder
+
+
+def _args(tmp_path, folder, **kw):
+    base = dict(data=str(folder), out=str(tmp_path / "runs"), batch=2, patch=32, log_every=2,
+                val_every=4, ckpt_every=2, val_images=2, val_crop=32, precision="fp32")
+    base.update(kw)
+    return TrainArgs(**base)
+
+
+def test_scan_parses_hpa_names_and_splits(hpa_folder):
+    samples = data.scan(hpa_folder)
+    assert len(samples) == 12 and {s.stain for s in samples} == {"green", "blue"}
+    train_s, val_s = data.split(samples, 0.3)
+    # all stains of one field land on the same side
+    assert not {s.field_id for s in train_s} & {s.field_id for s in val_s}
+    planes = data.load_planes(samples, min_size=32)
+    lr, hr, y = data.PatchSampler(planes, patch=32).sample(np.random.default_rng(0), 4)
+    assert lr.shape == (4, 1, 8, 8) and hr.shape == (4, 1, 32, 32) and set(y) <= {1, 2}
+
+
+def test_pretrain_resume_and_export(tiny_zoo, hpa_folder, tmp_path):
+    reg, weights = tiny_zoo
+    init = tmp_path / "init"
+    shutil.copytree(weights / "srgan-improved", init)
+    shutil.rmtree(weights / "srgan-improved")
+    r1 = train(_args(tmp_path, hpa_folder, model="srgan-improved", steps=4, init=str(init), export=False))
+    assert r1["step"] == 4 and checkpoint.exists(tmp_path / "runs" / "srgan-improved")
+    r2 = train(_args(tmp_path, hpa_folder, model="srgan-improved", steps=6, init=str(init)))
+    assert r2["step"] == 6
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "srgan-improved" / "log.csv")))
+    assert [int(r["step"]) for r in rows if r["loss_d"]] == [2, 4, 6]  # resumed, not restarted
+    assert rows[-1]["val_psnr"] and list((tmp_path / "runs" / "srgan-improved").glob("val_*.png"))
+    # export pinned the new weights and the card, and the zoo loads them strictly
+    zoo.reload_registry()
+    e = zoo.get_entry("srgan-improved")
+    assert e.sha256 == zoo.sha256_file(weights / "srgan-improved" / "model.safetensors")
+    assert e.card["steps"] == 6 and "hardware" in e.card
+    assert "Training run" in (weights / "srgan-improved" / "README.md").read_text()
+    zoo.load("srgan-improved")
+
+
+def test_featurenet_stage(tiny_zoo, hpa_folder, tmp_path):
+    r = train(_args(tmp_path, hpa_folder, model="msrgan-vgg", steps=4, export=False))
+    assert r["finished"]
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "msrgan-vgg" / "log.csv")))
+    assert rows[-1]["val_acc"] != ""
+
+
+def test_ddp_two_ranks_agree(tiny_zoo, hpa_folder, tmp_path):
+    reg, weights = tiny_zoo
+    env = {**os.environ, "SR_REGISTRY": str(reg), "SR_WEIGHTS_DIR": str(weights), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "sr", "train", "--model", "srgan", "--data", str(hpa_folder), "--steps", "3",
+           "--batch", "2", "--patch", "32", "--precision", "fp32", "--out", str(tmp_path / "runs"),
+           "--init", str(weights / "srgan"), "--no-export", "--threads", "1"]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    digests = json.loads((tmp_path / "runs" / "srgan" / "rank_digests.json").read_text())
+    assert len(digests) == 2 and digests[0] == digests[1]
