@@ -215,6 +215,8 @@ def train(args: TrainArgs) -> dict:
             m.to(memory_format=torch.channels_last)
 
     log_path = run_dir / "log.csv"
+    if rank == 0 and log_path.exists():
+        _truncate_log(log_path, info["step"])  # rows past the checkpoint are redone
     new_log = not log_path.exists()
     log_f = open(log_path, "a", newline="", encoding="utf-8") if rank == 0 else None
     writer = csv.DictWriter(log_f, LOG_FIELDS) if log_f else None
@@ -344,6 +346,20 @@ def train(args: TrainArgs) -> dict:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return result
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    with open(log_path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    keep = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= step]
+    if len(keep) == len(rows):
+        return
+    tmp = log_path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(keep)
+    os.replace(tmp, log_path)
 
 
 def _last_validation(log_path: Path) -> dict:

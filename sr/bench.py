@@ -1,0 +1,214 @@
+"""Benchmark: latency, throughput and memory of every zoo model (``python -m sr bench``).
+
+Measured in one run on the machine it runs on:
+
+* the machine's bf16 and fp32 matmul throughput (2048^3), the ceiling for these convnets;
+* per model and input (128->512 and 256->1024, 1 and 3 channels): median latency and its
+  spread (p10-p90) over ``--repeats`` runs after a warm-up, frames per second, and peak RSS
+  growth; for learned models both the plain fp32 eager path and the optimised path
+  (BN folded, bf16 autocast, channels_last, inference_mode) with the speed-up ratio, and the
+  achieved GFLOP/s of the optimised path against the bf16 matmul ceiling;
+* the tiled path on a 2048x2048 input (time and peak RSS), unless ``--quick``.
+
+Speed does not depend on the weights' values: models without trained weights yet are
+benchmarked with random weights of their registry architecture (marked ``random``).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import zoo
+
+
+def _rss_peak_reset() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _rss_mb(field: str) -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def matmul_gflops(dtype=torch.bfloat16, n: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def _time(fn, repeats: int) -> dict:
+    fn()  # warm-up
+    _rss_peak_reset()
+    base = _rss_mb("VmRSS")
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    med = statistics.median(times)
+    return {"median_ms": round(med * 1e3, 2),
+            "p10_ms": round(times[int(0.1 * (len(times) - 1))] * 1e3, 2),
+            "p90_ms": round(times[int(round(0.9 * (len(times) - 1)))] * 1e3, 2),
+            "fps": round(1 / med, 2),
+            "peak_rss_growth_mb": round(max(0.0, _rss_mb("VmHWM") - base), 1)}
+
+
+def forward_gflop(model: torch.nn.Module, h: int, w: int) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(torch.zeros(1, model.config["in_channels"], h, w))
+    return counter.get_total_flops() / 1e9
+
+
+def _model_for(entry: zoo.ModelEntry) -> tuple[torch.nn.Module, str]:
+    if entry.available:
+        return zoo.load(entry.id), "trained"
+    from .arch import Generator
+
+    torch.manual_seed(0)
+    return Generator(**entry.arch).eval().requires_grad_(False), "random"
+
+
+def bench_model(entry: zoo.ModelEntry, sizes, channels, repeats: int, bf16_ceiling: float) -> list[dict]:
+    from .api import upscale
+    from .runtime import optimize_for_inference, resolve_precision
+
+    rows = []
+    if entry.kind == "baseline":
+        for s in sizes:
+            for c in channels:
+                img = (np.random.default_rng(0).random((s, s, c) if c > 1 else (s, s)) * 255).astype(np.uint8)
+                r = _time(lambda: upscale(img, entry.id), repeats)
+                rows.append({"model": entry.id, "weights": "-", "input": f"{s}x{s}x{c}",
+                             "output": f"{4 * s}x{4 * s}", "path": "pillow", **r})
+        return rows
+    plain, weights = _model_for(entry)
+    precision = resolve_precision("auto")
+    fast = optimize_for_inference(plain, precision)
+    for s in sizes:
+        gflop = forward_gflop(plain, s, s)
+        for c in channels:
+            img = (np.random.default_rng(0).random((s, s, c) if c > 1 else (s, s)) * 255).astype(np.uint8)
+            base = _time(lambda: upscale(img, plain, tile=None, precision="fp32"), repeats)
+            opt = _time(lambda: upscale(img, fast, tile=None, precision=precision), repeats)
+            common = {"model": entry.id, "weights": weights, "input": f"{s}x{s}x{c}", "output": f"{4 * s}x{4 * s}",
+                      "gflop_per_frame": round(gflop * c, 2)}
+            rows.append({**common, "path": "fp32-eager", **base})
+            achieved = gflop * c / (opt["median_ms"] / 1e3)
+            rows.append({**common, "path": f"fast-{precision}", **opt,
+                         "speedup_vs_fp32": round(base["median_ms"] / opt["median_ms"], 2),
+                         "achieved_gflops": round(achieved, 1),
+                         "fraction_of_matmul_peak": round(achieved / bf16_ceiling, 3) if precision == "bf16" else None})
+    return rows
+
+
+def bench_tiled(entry: zoo.ModelEntry, side: int = 2048, tile: int = 256) -> dict:
+    from .api import upscale
+    from .runtime import optimize_for_inference
+
+    plain, weights = _model_for(entry)
+    fast = optimize_for_inference(plain)
+    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
+    upscale(img[:64, :64], fast, tile=tile, precision=fast.fast_precision)
+    _rss_peak_reset()
+    base = _rss_mb("VmRSS")
+    t = time.perf_counter()
+    out = upscale(img, fast, tile=tile, precision=fast.fast_precision)
+    dt = time.perf_counter() - t
+    return {"model": entry.id, "weights": weights, "input": f"{side}x{side}x1",
+            "output": f"{out.shape[1]}x{out.shape[0]}", "tile": tile, "seconds": round(dt, 2),
+            "peak_rss_growth_mb": round(_rss_mb("VmHWM") - base, 1),
+            "output_mb": round(out.nbytes / 2 ** 20, 1)}
+
+
+def machine() -> dict:
+    from .runtime import cpu_has_bf16
+    from .train import hardware
+
+    return {"hardware": hardware(), "platform": platform.platform(), "python": platform.python_version(),
+            "cpu_bf16": cpu_has_bf16(), "threads": torch.get_num_threads()}
+
+
+def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) -> dict:
+    entries = [zoo.get_entry(m) for m in models] if models else [
+        e for e in zoo.entries() if e.kind in ("baseline", "generator") and e.id != "nearest"]
+    sizes = [128] if quick else [128, 256]
+    channels = [1] if quick else [1, 3]
+    info = machine()
+    info["matmul_bf16_gflops"] = round(matmul_gflops(torch.bfloat16), 1)
+    info["matmul_fp32_gflops"] = round(matmul_gflops(torch.float32), 1)
+    rows = []
+    for e in entries:
+        print(f"bench {e.id} ...", flush=True)
+        rows += bench_model(e, sizes, channels, repeats, info["matmul_bf16_gflops"])
+    tiled = []
+    if not quick:
+        for e in entries:
+            if e.kind == "generator" and e.id in ("srgan-improved", "srgan-lite"):
+                print(f"bench tiled {e.id} 2048x2048 ...", flush=True)
+                tiled.append(bench_tiled(e))
+    return {"machine": info, "rows": rows, "tiled": tiled}
+
+
+def _md_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    cols = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |" for r in rows]
+    return out
+
+
+def to_markdown(result: dict, command: str) -> str:
+    m = result["machine"]
+    lines = ["# Benchmark", "", f"Command: `{command}`", "",
+             f"Machine: {m['hardware']}; {m['platform']}; Python {m['python']}; native bf16: {m['cpu_bf16']}.",
+             f"Matmul 2048^3: bf16 {m['matmul_bf16_gflops']} GFLOP/s, fp32 {m['matmul_fp32_gflops']} GFLOP/s.", "",
+             "Latency per frame (whole image, no tiling), median of repeats after a warm-up; p10/p90 = spread.", ""]
+    lines += _md_table(result["rows"])
+    if result["tiled"]:
+        lines += ["", "## Tiled path, 2048x2048 input", ""] + _md_table(result["tiled"])
+    return "\n".join(lines) + "\n"
+
+
+def cli(args) -> int:
+    import shlex
+    import sys
+
+    result = run(args.models.split(",") if args.models else None, repeats=args.repeats, quick=args.quick)
+    command = "python -m sr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result["command"] = command
+    md = to_markdown(result, command)
+    print(md)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    if args.out:
+        Path(args.out).write_text(md, encoding="utf-8")
+    return 0
