@@ -13,9 +13,9 @@ export SR_WEIGHTS_DIR="$ROOT/weights" SR_REGISTRY="$ROOT/sr/zoo.json" PYTHONPATH
 DATA=${1:-../shared/data/hpa/sanch7_kaggle2018_singlechannel/train_sample}
 case "$DATA" in /*) ;; *) DATA="$(pwd)/$DATA" ;; esac
 FEAT_STEPS=${FEAT_STEPS:-1500}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-1500}
-GAN_STEPS=${GAN_STEPS:-400}
-LITE_STEPS=${LITE_STEPS:-2000}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000}
+GAN_STEPS=${GAN_STEPS:-250}
+LITE_STEPS=${LITE_STEPS:-1500}
 mkdir -p runs
 run() { echo "== $(date -u +%FT%TZ) $*" ; (cd "$SNAP" && python -m sr train --data "$DATA" --out "$ROOT/runs" "$@"); }
 {

@@ -172,6 +172,8 @@ def cli(args) -> int:
     from .train import hardware
 
     models = args.models.split(",") if args.models else [e.id for e in zoo.super_resolvers()]
+    if all(zoo.get_entry(m).kind == "featurenet" for m in models):
+        return _featurenet_cli(args, models)
     for m in models:
         e = zoo.get_entry(m)
         if e.kind not in ("baseline", "generator"):
@@ -199,4 +201,53 @@ def cli(args) -> int:
                 from .publish import write_card
 
                 write_card(row["model"])
+    return 0
+
+
+def stain_accuracy(model_id: str, files: list[Path], precision: str | None = None) -> dict:
+    """Whole-image stain classification accuracy of a feature network on HPA-named files."""
+    import torch
+
+    from .data import STAINS, parse_name
+    from .runtime import autocast, resolve_precision
+
+    net = zoo.load(model_id)
+    precision = resolve_precision(precision)
+    correct, total = 0, 0
+    confusion = np.zeros((len(STAINS), len(STAINS)), dtype=int)
+    for path in files:
+        stain = parse_name(path)[1]
+        if stain not in STAINS:
+            continue
+        a, _ = imio.read_image(path)
+        x, _ = imio.normalize(a if a.ndim == 2 else a.mean(axis=2).astype(a.dtype), "dtype")
+        with torch.inference_mode(), autocast(precision):
+            pred = int(net(torch.from_numpy(x)[None]).float().argmax(1))
+        truth = STAINS.index(stain)
+        confusion[truth, pred] += 1
+        correct += pred == truth
+        total += 1
+    if total == 0:
+        raise FileNotFoundError("no files named {id}_{red|green|blue|yellow}.* to score stain accuracy")
+    return {"model": model_id, "images": total, "stain_accuracy": round(correct / total, 4),
+            "confusion_rows_truth": {s: confusion[i].tolist() for i, s in enumerate(STAINS)}}
+
+
+def _featurenet_cli(args, models: list[str]) -> int:
+    import shlex
+    import sys
+
+    files = collect(args.data, args.limit)
+    command = "python -m sr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    results = [stain_accuracy(m, files, args.precision) for m in models]
+    print(json.dumps(results, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"command": command, "results": results}, indent=1), encoding="utf-8")
+    if args.update_cards:
+        from .publish import write_card
+
+        for r in results:
+            zoo.update_entry(r["model"], card={"test_stain_accuracy": r["stain_accuracy"],
+                                               "test_images": r["images"], "test_command": command})
+            write_card(r["model"])
     return 0

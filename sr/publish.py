@@ -100,13 +100,19 @@ def publish(model_id: str, repo_id: str | None = None, token: str | None = None,
 
     entry = zoo.get_entry(model_id)
     folder = zoo.weights_dir() / model_id
+    if entry.learned and not (folder / zoo.WEIGHT_FILE).is_file():  # else resolve() would download
+        raise zoo.ZooError(f"model {model_id!r}: nothing to publish, {folder / zoo.WEIGHT_FILE} does not exist")
     zoo.resolve(model_id)  # the local files must match the pin before they are published
     repo_id = repo_id or entry.repo_id
     api = HfApi(endpoint=zoo._endpoint(), token=token)
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
-                             commit_message=f"{model_id}: weights sha256 {entry.sha256[:12]}",
-                             allow_patterns=[zoo.CONFIG_FILE, zoo.WEIGHT_FILE, zoo.CARD_FILE])
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
+                                 commit_message=f"{model_id}: weights sha256 {entry.sha256[:12]}",
+                                 allow_patterns=[zoo.CONFIG_FILE, zoo.WEIGHT_FILE, zoo.CARD_FILE])
+    except Exception as exc:  # HTTP errors (bad token, Hub down), timeouts, unreachable Hub
+        raise zoo.ZooError(f"publishing {model_id!r} to {repo_id} at {zoo._endpoint()} failed "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     revision = getattr(info, "oid", None) or str(info).rsplit("/", 1)[-1]
     changes = {"revision": revision}
     if repo_id != entry.repo_id:

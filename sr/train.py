@@ -326,7 +326,7 @@ def train(args: TrainArgs) -> dict:
         net = net.to(memory_format=torch.contiguous_format)
         last = _last_validation(log_path)
         card = {
-            "training_data": f"{args.data} (train split: {len(train_s)} files, "
+            "training_data": f"{_data_label(args.data)} (train split: {len(train_s)} files, "
                              f"{len(val_s)} validation files held out by field id)",
             "steps": step, "batch": args.batch, "patch": args.patch, "lr": lr_rate,
             "precision": precision, "processes": world,
@@ -346,6 +346,12 @@ def train(args: TrainArgs) -> dict:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return result
+
+
+def _data_label(path: str) -> str:
+    """A data path as others can read it: from ``shared/data/`` on when it lies there."""
+    p = Path(path).resolve().as_posix()
+    return p[p.index("shared/data/"):] if "shared/data/" in p else Path(path).name
 
 
 def _truncate_log(log_path: Path, step: int) -> None:

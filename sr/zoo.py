@@ -228,20 +228,31 @@ def _download(entry: ModelEntry) -> Path:
     if reason is not None:
         raise ZooError(f"weights of model {entry.id!r} are not in {weights_dir() / entry.id} and the "
                        f"Hugging Face Hub is unreachable ({reason}); {_how_to_get(entry)}")
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
 
+    timeout = float(os.environ.get("SR_HUB_PROBE_TIMEOUT", "3")) * 3
     paths = {}
     try:
         for name in (CONFIG_FILE, WEIGHT_FILE):
+            if not isinstance(try_to_load_from_cache(entry.repo_id, name, revision=entry.revision), str):
+                # One HEAD without retries first: on a 5xx, a timeout or a dropped connection,
+                # hf_hub_download retries with backoff (and a 60 s timeout) for up to minutes.
+                get_hf_file_metadata(hf_hub_url(entry.repo_id, name, revision=entry.revision, endpoint=endpoint),
+                                     timeout=timeout)
             paths[name] = Path(hf_hub_download(
-                entry.repo_id, name, revision=entry.revision, endpoint=endpoint,
-                etag_timeout=float(os.environ.get("SR_HUB_PROBE_TIMEOUT", "3")) * 3,
+                entry.repo_id, name, revision=entry.revision, endpoint=endpoint, etag_timeout=timeout,
             ))
+    except LocalEntryNotFoundError as exc:  # hf_hub_download's "could not reach it", not "not found"
+        exc = exc.__cause__ or exc
+        raise ZooError(f"model {entry.id!r}: download from {endpoint} failed "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                       f"{_how_to_get(entry)}") from None
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
         raise ZooError(f"model {entry.id!r}: {entry.repo_id}@{entry.revision or 'main'} not found on the Hub "
                        f"({type(exc).__name__}); {_how_to_get(entry)}") from None
-    except (HfHubHTTPError, OSError, ValueError) as exc:
+    except Exception as exc:  # HTTP errors, timeouts, dropped connections, short bodies
         raise ZooError(f"model {entry.id!r}: download from {endpoint} failed "
                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                        f"{_how_to_get(entry)}") from None
