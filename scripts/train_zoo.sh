@@ -2,6 +2,7 @@
 # Train the whole zoo in dependency order on the HPA train split (resumable: rerun to continue).
 # Usage: scripts/train_zoo.sh [DATA_DIR]   (log: runs/train_zoo.log)
 # Step counts are set for a 2-core CPU budget; raise them with e.g. PRETRAIN_STEPS=6000.
+# THREADS=1 helps when other work shares the cores (OpenMP barriers suffer from oversubscription).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Run from a snapshot of the package so that editing the checkout cannot break a long run;
@@ -17,7 +18,7 @@ PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000}
 GAN_STEPS=${GAN_STEPS:-250}
 LITE_STEPS=${LITE_STEPS:-1500}
 mkdir -p runs
-run() { echo "== $(date -u +%FT%TZ) $*" ; (cd "$SNAP" && python -m sr train --data "$DATA" --out "$ROOT/runs" "$@"); }
+run() { echo "== $(date -u +%FT%TZ) $*" ; (cd "$SNAP" && python -m sr train --data "$DATA" --out "$ROOT/runs" ${THREADS:+--threads "$THREADS"} "$@"); }
 {
   run --model msrgan-vgg --steps "$FEAT_STEPS" --batch 32 --val-every 250
   run --model srresnet-improved --steps "$PRETRAIN_STEPS"

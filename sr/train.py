@@ -226,6 +226,11 @@ def train(args: TrainArgs) -> dict:
     from tqdm import tqdm
 
     start_step = info["step"]
+    if start_step >= args.steps and rank == 0:
+        print(f"{args.model}: run already at step {start_step} >= {args.steps}; nothing to train", flush=True)
+    hw = info.get("hardware", [])
+    if start_step < args.steps and hardware() not in hw:
+        hw = hw + [hardware()]
     t_session = time.time()
     wall0 = info["wall_s"]
     acc: dict = {}
@@ -310,7 +315,8 @@ def train(args: TrainArgs) -> dict:
         out_of_time = args.max_minutes is not None and (time.time() - t_session) > args.max_minutes * 60
         if rank == 0 and (step % args.ckpt_every == 0 or step == args.steps or out_of_time):
             checkpoint.save(run_dir, modules, optimizers, {"step": step, "wall_s": wall, "args": asdict(args),
-                                                           "precision": precision, "world": world})
+                                                           "precision": precision, "world": world,
+                                                           "hardware": hw})
         if out_of_time:
             stopped_early = step < args.steps
             break
@@ -319,7 +325,8 @@ def train(args: TrainArgs) -> dict:
         log_f.close()
     result = {"model": args.model, "step": step, "wall_s": wall0 + time.time() - t_session,
               "finished": not stopped_early}
-    if rank == 0 and args.export and not stopped_early:
+    already = start_step >= args.steps and zoo.get_entry(args.model).card.get("steps") == step
+    if rank == 0 and args.export and not stopped_early and not already:
         from .publish import export
 
         net = _unwrap(modules["net"] if stage == "featurenet" else modules["g"])
@@ -330,7 +337,7 @@ def train(args: TrainArgs) -> dict:
                              f"{len(val_s)} validation files held out by field id)",
             "steps": step, "batch": args.batch, "patch": args.patch, "lr": lr_rate,
             "precision": precision, "processes": world,
-            "wall_time_h": round(result["wall_s"] / 3600, 2), "hardware": hardware(),
+            "wall_time_h": round(result["wall_s"] / 3600, 2), "hardware": "; ".join(hw) or hardware(),
             "seed": args.seed, **last,
         }
         export(args.model, net, card)
