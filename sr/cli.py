@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
     e.add_argument("--segmentation", action="store_true", help="also nuclei Dice/count on blue images")
     e.add_argument("--update-cards", action="store_true", help="write test metrics into the model cards")
+    e.add_argument("--figure", default=None, help="HR image for the paper-style comparison figure")
+    e.add_argument("--figure-roi", action="append", default=[], help="x,y,size of a ROI box (repeatable)")
     e.set_defaults(func=_lazy("evaluate", "cli"))
 
     b = sub.add_parser("bench", help="latency / throughput benchmark")

@@ -193,6 +193,9 @@ def cli(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"command": command, "files": [str(f) for f in files],
                                                "rows": rows}, indent=1), encoding="utf-8")
+    if args.figure:
+        rois = [tuple(int(v) for v in r.split(",")) for r in args.figure_roi] or [(96, 96, 64), (288, 288, 64)]
+        print(paper_figure(args.figure, models, rois, Path(args.out) / f"{name}_figure.png"))
     if args.update_cards:
         for row in rows:
             if zoo.get_entry(row["model"]).learned:
@@ -251,3 +254,25 @@ def _featurenet_cli(args, models: list[str]) -> int:
                                                "test_images": r["images"], "test_command": command})
             write_card(r["model"])
     return 0
+
+
+def paper_figure(image: str | Path, models: list[str], rois: list[tuple[int, int, int]], out: Path) -> Path:
+    """The seed-style figure for one HR test image: one panel row per ROI box, every method
+    side by side (LR input, each model, HR), built with the app's own comparison figure."""
+    from PIL import Image
+
+    from . import app_logic
+
+    state = app_logic.run_comparison(str(image), app_logic.MODE_HR, models)
+    try:
+        parts = [Image.open(app_logic.roi_views(state, x, y, s)["figure"]).convert("RGB") for x, y, s in rois]
+        fig = Image.new("RGB", (max(p.width for p in parts), sum(p.height for p in parts)), "white")
+        y0 = 0
+        for p in parts:
+            fig.paste(p, (0, y0))
+            y0 += p.height
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.save(out)
+    finally:
+        app_logic.cleanup_state(state)
+    return out
