@@ -1,0 +1,213 @@
+"""MOS tabs through the real Gradio app: blindness, forged votes, concurrent raters, results."""
+import json
+import re
+import shutil
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import gradio as gr
+import httpx
+import pytest
+from gradio_client import Client
+
+from conftest import REPO
+from sr.mos.config import MosConfig
+from sr.mos.store import read_votes
+from sr.mos_ui import mos_tabs
+from test_mos_pool import png_chunks, shared_tiny_pool
+
+ITEMS = 6  # one item per method
+RATERS = 4
+VOTES_EACH = 5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mosapp")
+    pool = shared_tiny_pool(tmp_path_factory)
+    cfg = MosConfig.from_env(pool=pool, votes=root / "data" / "votes.csv", items=ITEMS, min_seconds=0,
+                             results_delay=0, results_key=None, hf_repo=None, max_rejects=100)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000000")  # no pandas summary after every event
+        with gr.Blocks() as demo:
+            gr.Markdown("host app")
+            comps = mos_tabs(config=cfg)
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                                quiet=True)
+    yield {"url": url.rstrip("/"), "cfg": cfg, "comps": comps, "pool": pool}
+    demo.close()
+
+
+def client(app) -> Client:
+    return Client(app["url"], download_files=False, verbose=False)
+
+
+def forbidden_words(app) -> list[str]:
+    """Everything that would tell a rater what an item is."""
+    zoo = json.loads((REPO / "sr" / "zoo.json").read_text())
+    words = {m["id"] for m in zoo["models"]} | {"reference", "nearest", "bicubic", "ground truth", "srgan"}
+    manifest = json.loads((app["pool"] / "manifest.json").read_text())
+    words |= {i["image_id"] for i in manifest["images"]} | {"cell_", str(app["pool"])}
+    return sorted(words)
+
+
+def assert_blind(text: str, app, what: str):
+    low = text.lower()
+    for w in forbidden_words(app):
+        assert w.lower() not in low, f"{what} reveals {w!r}"
+
+
+def vote_error(c: Client, *args) -> str:
+    with pytest.raises(Exception) as e:
+        c.predict(*args, api_name="/mos_vote")
+    return str(e.value)
+
+
+def test_blindness_of_every_page_and_endpoint(app):
+    url = app["url"]
+    with httpx.Client(timeout=30) as h:
+        for path in ("/", "/config", "/gradio_api/info", "/gradio_api/openapi.json"):
+            r = h.get(url + path)
+            if r.status_code == 200:
+                assert_blind(r.text, app, path)
+        assert all(h.get(url + p).status_code == 200 for p in ("/", "/config", "/gradio_api/info"))
+
+        c = client(app)
+        api = c.view_api(return_format="dict", print_info=False)
+        assert {"/mos_start", "/mos_next", "/mos_vote", "/mos_results"} <= set(api["named_endpoints"])
+        responses, images = [], []
+        start = c.predict(api_name="/mos_start")
+        responses.append(start)
+        images += [start[1], start[2]]
+        out = c.predict(api_name="/mos_next")
+        served = []
+        while out[3]:
+            responses.append(out)
+            images.append(out[2])
+            served.append(out[3])
+            out = c.predict(out[3], 3, api_name="/mos_vote")
+        responses.append(out)
+        assert len(served) == len(set(served)) == ITEMS and "All done" in out[0]
+        assert_blind(repr(responses), app, "API responses")
+        sizes = set()
+        for img in images:
+            assert img["orig_name"] == "item.png" and re.search(r"/mos-[0-9a-f]{32}/item\.png$", img["url"])
+            assert not any(i in img["url"] for i in served)  # the path does not even carry the item id
+            r = h.get(img["url"])
+            assert r.status_code == 200
+            assert_blind(repr(dict(r.headers)), app, "image headers")
+            assert png_chunks(r.content) == ["IHDR", "IDAT", "IEND"]  # no text/metadata chunks
+            sizes.add(len(r.content))
+        assert len(sizes) == 1  # same byte size for every method
+        link = h.get(url + "/gradio_api/deep_link", params={"session_hash": c.session_hash}).json()
+        if link:
+            r = h.get(url + "/config", params={"deep_link": link})
+            assert_blind(r.text, app, "deep-link config")
+        for secret in (app["pool"] / "manifest.json", app["cfg"].votes,
+                       app["pool"] / f"{served[0]}.png"):  # the server-side files are not reachable
+            assert h.get(f"{url}/gradio_api/file={secret}").status_code in (403, 404)
+
+        res = c.predict("", api_name="/mos_results")  # aggregate per method: names, but no item ids
+        text = res[0] + "".join(h.get(f["url"]).text for f in res[2] if f["orig_name"].endswith((".csv", ".md")))
+        assert "reference" in text and not any(i in text for i in served)
+
+
+def test_forged_votes_rejected_through_api(app):
+    before = len(read_votes(app["cfg"].votes).votes) if app["cfg"].votes.exists() else 0
+    fresh = client(app)
+    assert "No rating session" in vote_error(fresh, "0123456789abcdef", 5)  # unknown session
+    with pytest.raises(Exception, match="No rating session"):
+        fresh.predict(api_name="/mos_next")
+    c, other = client(app), client(app)
+    c.predict(api_name="/mos_start")
+    other.predict(api_name="/mos_start")
+    item = c.predict(api_name="/mos_next")[3]
+    foreign, n_other = other.predict(api_name="/mos_next")[3], 0
+    while foreign == item:  # sessions may share items; take one that c was not shown
+        foreign, n_other = other.predict(foreign, 3, api_name="/mos_vote")[3], n_other + 1
+    assert "not shown in this session" in vote_error(c, "0123456789abcdef", 5)
+    assert "not shown in this session" in vote_error(c, foreign, 5)
+    for bad in (0, 6, "5; DROP"):
+        assert vote_error(c, item, bad)
+    assert "Choose a rating" in vote_error(c, item, None)  # Submit without a choice
+    nxt = c.predict(item, 5, api_name="/mos_vote")
+    assert nxt[3] and nxt[3] != item
+    assert "already been rated" in vote_error(c, item, 5)  # replay
+    after = read_votes(app["cfg"].votes).votes
+    assert len(after) == before + n_other + 1 and after[-1].item_id == item and after[-1].score == 5
+
+
+def test_concurrent_raters_through_api(app):
+    """RATERS raters vote at the same time through the app: the CSV holds exactly the accepted votes."""
+    path = app["cfg"].votes
+    before = len(read_votes(path).votes) if path.exists() else 0
+    barrier = threading.Barrier(RATERS)
+
+    def rater(k):
+        c = client(app)
+        c.predict(api_name="/mos_start")
+        out = c.predict(api_name="/mos_next")
+        barrier.wait()
+        done = []
+        while out[3] and len(done) < VOTES_EACH:
+            done.append((out[3], 1 + (k + len(done)) % 5))
+            out = c.predict(out[3], done[-1][1], api_name="/mos_vote")
+        return done
+
+    with ThreadPoolExecutor(RATERS) as ex:
+        results = list(ex.map(rater, range(RATERS)))
+    res = read_votes(path)
+    assert res.problems == [] and res.duplicates == 0
+    new = res.votes[before:]
+    assert len(new) == RATERS * VOTES_EACH == sum(map(len, results))
+    by_rater = {}
+    for v in new:
+        by_rater.setdefault(v.rater_id, []).append((v.item_id, v.score))
+    assert sorted(by_rater.values()) == sorted(results)  # each rater's votes, in order, nothing else
+    raw = path.read_bytes()
+    assert raw.count(b"\n") == len(res.votes) + 1 and raw.endswith(b"\n")
+
+
+def test_results_key_and_delay(app, tmp_path):
+    from sr.mos.store import VoteStore
+
+    votes = tmp_path / "v.csv"
+    if app["cfg"].votes.exists():  # this run's votes: all of them younger than the delay
+        shutil.copy(app["cfg"].votes, votes)
+    VoteStore(votes).append({"timestamp_utc": "2020-01-01T00:00:00.000Z", "rater_id": "old", "item_id": "i1",
+                             "image_id": "img001", "method": "bicubic", "score": 3, "seconds": 2,
+                             "app_version": "t"})
+    with gr.Blocks():
+        keyed = mos_tabs(config=MosConfig.from_env(pool=app["pool"], votes=votes, results_key="s3cret"))
+        delayed = mos_tabs(config=MosConfig.from_env(pool=app["pool"], votes=votes, results_delay=3600,
+                                                     results_key=None))
+    assert keyed["key"].visible and not delayed["key"].visible
+    with pytest.raises(gr.Error, match="results key"):
+        keyed["server"].results("wrong")
+    md, png, files = keyed["server"].results("s3cret")
+    assert "| bicubic |" in md and png.endswith(".png") and len(files) == 3
+    md, _, _ = delayed["server"].results("")
+    # only the 2020 rater's session is over; everyone who voted in this test run is held back
+    assert "not included yet" in md and "1 vote from 1 rater on 1 image" in md
+
+
+def test_app_starts_without_pool(tmp_path, monkeypatch):
+    monkeypatch.setenv("SR_MOS_POOL", str(tmp_path / "nopool"))
+    monkeypatch.setenv("SR_MOS_VOTES", str(tmp_path / "votes.csv"))
+    for k in ("SR_MOS_HF_REPO", "SR_MOS_RESULTS_KEY", "SR_MOS_RESULTS_DELAY"):
+        monkeypatch.delenv(k, raising=False)
+    with gr.Blocks():
+        c = mos_tabs()
+    assert "python -m sr mos build" in c["notice"].value
+    assert c["server"].cfg.pool == tmp_path / "nopool"
+    with pytest.raises(gr.Error, match="not set up"):
+        c["server"].start()
+    md, _, _ = c["server"].results("")
+    assert "No votes yet" in md
