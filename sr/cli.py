@@ -18,11 +18,59 @@ def _cmd_zoo(args) -> int:
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
+    if args.markdown or args.readme:
+        table = zoo_markdown(models)
+        if args.readme:
+            _replace_between_markers(Path(args.readme), "zoo-table", table)
+        print(table)
+        return 0
     print(f"{'id':20} {'kind':10} {'weights':9} title")
     for m in models:
         state = "-" if m["kind"] == "baseline" else ("pinned" if m["available"] else "none")
         print(f"{m['id']:20} {m['kind']:10} {state:9} {m['title']}")
     return 0
+
+
+def _bench_speed() -> dict:
+    """Median ms of the fast path at 128->512, 1 channel, per model, from docs/bench.json."""
+    from . import zoo
+
+    path = zoo.PACKAGE_DIR.parent / "docs" / "bench.json"
+    if not path.is_file():
+        return {}
+    out = {}
+    for r in json.loads(path.read_text(encoding="utf-8")).get("rows", []):
+        if r.get("input") == "128x128x1" and r.get("path") != "fp32-eager":
+            out[r["model"]] = r["median_ms"]
+    return out
+
+
+def zoo_markdown(models: list[dict]) -> str:
+    """The zoo table: architecture, training, test quality and speed, from the registry."""
+    from .arch import describe
+
+    speed = _bench_speed()
+    lines = ["| id | model | architecture | training steps | HPA test PSNR (dB) | HPA test SSIM | "
+             "128->512 ms (fast path) | weights |", "|---|---|---|---|---|---|---|---|"]
+    for m in models:
+        if m["kind"] == "featurenet":
+            continue
+        card = m.get("card") or {}
+        arch = describe(m["arch"]) if m["kind"] == "generator" else m["description"]
+        weights = "-" if m["kind"] == "baseline" else ("pinned" if m["available"] else "not trained yet")
+        lines.append(f"| `{m['id']}` | {m['title']} | {arch} | {card.get('steps', '-')} | "
+                     f"{card.get('test_psnr', '-')} | {card.get('test_ssim', '-')} | {speed.get(m['id'], '-')} | {weights} |")
+    return "\n".join(lines)
+
+
+def _replace_between_markers(path: Path, name: str, text: str) -> None:
+    s = path.read_text(encoding="utf-8")
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    if start not in s or end not in s:
+        raise ValueError(f"{path} has no {start} ... {end} markers")
+    head, rest = s.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
 def _cmd_upscale(args) -> int:
@@ -93,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("zoo", help="list the model zoo")
     z.add_argument("--json", action="store_true", help="print the registry as JSON")
+    z.add_argument("--markdown", action="store_true", help="print the zoo table (quality, speed)")
+    z.add_argument("--readme", default=None, help="also write the table into this README's zoo-table markers")
     z.set_defaults(func=_cmd_zoo)
 
     u = sub.add_parser("upscale", help="super-resolve image files 4x")

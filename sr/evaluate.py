@@ -197,12 +197,12 @@ def cli(args) -> int:
         rois = [tuple(int(v) for v in r.split(",")) for r in args.figure_roi] or [(96, 96, 64), (288, 288, 64)]
         print(paper_figure(args.figure, models, rois, Path(args.out) / f"{name}_figure.png"))
     if args.update_cards:
-        for row in rows:
-            if zoo.get_entry(row["model"]).learned:
-                zoo.update_entry(row["model"], card={"test_psnr": row["psnr"], "test_ssim": row["ssim"],
-                                                     "test_images": row["images"], "test_command": command})
-                from .publish import write_card
+        from .publish import write_card
 
+        for row in rows:
+            zoo.update_entry(row["model"], card={"test_psnr": row["psnr"], "test_ssim": row["ssim"],
+                                                 "test_images": row["images"], "test_command": command})
+            if zoo.get_entry(row["model"]).learned:
                 write_card(row["model"])
     return 0
 

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Reproduce the results tables under docs/ (and the test metrics in the model cards).
+# Usage: scripts/evaluate_zoo.sh [SHARED_DATA_DIR]   (default ../shared/data)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=${1:-../shared/data}
+MODELS=${MODELS:-$(python -c "import sr.zoo as z; print(','.join(e.id for e in z.super_resolvers()))")}
+HPA_TEST=$D/hpa/sanch7_kaggle2018_singlechannel/test_sample
+# 1. the paper's table on the HPA test split (+ nuclei segmentation on the blue images, + figure)
+python -m sr evaluate --data "$HPA_TEST" --models "$MODELS" --segmentation --update-cards \
+  --name hpa_test --out docs --json docs/hpa_test.json \
+  --figure "$HPA_TEST/02ad0dd2-bada-11e8-b2b9-ac1f6b6435d0_green.png" --figure-roi 200,120,64 --figure-roi 300,330,64
+# 2. cross-domain: other fluorescence, electron microscopy
+python -m sr evaluate --data "$D/fluo/dsb2018_stage1_test" --limit 20 --models "$MODELS" --name cross_dsb2018_fluo --out docs
+python -m sr evaluate --data "$D/fluo/cellprofiler_examples/ExampleHuman" --models "$MODELS" --name cross_cellprofiler_human --out docs
+python -m sr evaluate --data "$D/cross_domain/isbi2012_em_zhixuhao_unet" --models "$MODELS" --name cross_isbi2012_em --out docs
