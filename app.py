@@ -10,15 +10,16 @@ import logging
 import os
 import threading
 
-import gradio as gr
+# torch's OpenMP threads must not spin-wait on a shared 2-core Space (set before torch loads)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from sr import app_logic as L
-from sr import imio, zoo
+import gradio as gr  # noqa: E402
 
-try:
-    from sr.mos_ui import mos_tabs
-except ImportError:
-    mos_tabs = None
+from sr import app_logic as L  # noqa: E402
+from sr import imio, zoo  # noqa: E402
+
+from sr.live_ui import live_tab  # noqa: E402
+from sr.mos_ui import mos_tabs  # noqa: E402
 
 log = logging.getLogger("sr.app")
 
@@ -146,8 +147,8 @@ def build_demo() -> gr.Blocks:
             card_model = gr.Dropdown(L.model_choices(), value=first, label="Model card")
             card = gr.Markdown(L.model_card_markdown(first))
 
-        if mos_tabs:
-            mos_tabs()
+        live_tab()
+        mos_tabs()
 
         # ------------------------------------------------------------------ events
         result_outputs = [status, results, table, slider, slider_a, slider_b, preview, roi_x, roi_y,
@@ -265,7 +266,8 @@ def build_demo() -> gr.Blocks:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if os.environ.get("SR_APP_WARMUP", "1") != "0":  # load the default models while the page opens
-        threading.Thread(target=L.warm_up, name="sr-warm-up", daemon=True).start()
+        threading.Thread(target=L.warm_up, args=(L.DEFAULT_MODELS + ("srgan-lite",),),
+                         name="sr-warm-up", daemon=True).start()
     demo = build_demo()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(**L.server_settings(), max_file_size=L.max_file_size(),

@@ -6,16 +6,24 @@ Measured in one run on the machine it runs on:
 * per model and input (128->512 and 256->1024, 1 and 3 channels): median latency and its
   spread (p10-p90) over ``--repeats`` runs after a warm-up, frames per second, and peak RSS
   growth; for learned models both the plain fp32 eager path and the optimised path
-  (BN folded, bf16 autocast, channels_last, inference_mode) with the speed-up ratio, and the
-  achieved GFLOP/s of the optimised path against the bf16 matmul ceiling;
-* the tiled path on a 2048x2048 input (time and peak RSS), unless ``--quick``.
+  (:func:`sr.runtime.optimize_for_inference`: BN folded, upsampling stages and output conv
+  rewritten to run below output resolution, bf16 weights, channels_last, inference_mode) with
+  the speed-up ratio, and the achieved GFLOP/s of the optimised path against the bf16 matmul
+  ceiling;
+* the tiled path on a 2048x2048 input (time and peak RSS), unless ``--quick``;
+* the app's comparison of its three default models on a 128x128 input (total time);
+* an ablation of the fast path (``srgan-improved`` and ``srgan-lite`` at 128->512, one channel),
+  unless ``--quick``: fp32 eager, fp32 with the fast path's rewrites, bf16 autocast +
+  channels_last (the previous fast path), the fast path, and the fast path on one thread.
 
-Speed does not depend on the weights' values: models without trained weights yet are
-benchmarked with random weights of their registry architecture (marked ``random``).
+Speed does not depend on the weights' values: models without trained weights yet (or whose
+weights cannot be fetched) are benchmarked with random weights of their registry architecture
+(marked ``random``).
 """
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -87,7 +95,10 @@ def forward_gflop(model: torch.nn.Module, h: int, w: int) -> float:
 
 def _model_for(entry: zoo.ModelEntry) -> tuple[torch.nn.Module, str]:
     if entry.available:
-        return zoo.load(entry.id), "trained"
+        try:
+            return zoo.load(entry.id), "trained"
+        except zoo.ZooError as exc:
+            print(f"  {entry.id}: {exc}; benchmarking random weights", flush=True)
     from .arch import Generator
 
     torch.manual_seed(0)
@@ -146,12 +157,87 @@ def bench_tiled(entry: zoo.ModelEntry, side: int = 2048, tile: int = 256) -> dic
             "output_mb": round(out.nbytes / 2 ** 20, 1)}
 
 
+def _load() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+APP_MODELS = ("bicubic", "srgan", "srgan-improved")  # the app's default comparison
+
+
+def bench_compare(model_ids=APP_MODELS, side: int = 128, repeats: int = 5) -> dict:
+    """The app's comparison: every model in turn on one ``side`` x ``side`` grey image."""
+    from .api import upscale
+    from .runtime import optimize_for_inference
+
+    runners, weights = [], []
+    for mid in model_ids:
+        e = zoo.get_entry(mid)
+        if e.kind == "baseline":
+            runners.append(mid)
+            weights.append("-")
+        else:
+            plain, w = _model_for(e)
+            runners.append(optimize_for_inference(plain))
+            weights.append(w)
+    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
+    r = _time(lambda: [upscale(img, m) for m in runners], repeats)
+    return {"models": ",".join(model_ids), "weights": ",".join(weights), "input": f"{side}x{side}x1",
+            "median_ms": r["median_ms"], "p10_ms": r["p10_ms"], "p90_ms": r["p90_ms"]}
+
+
+def _old_fast_path(model: torch.nn.Module) -> torch.nn.Module:
+    """The previous fast path, for the ablation: BN folded + channels_last, run under autocast."""
+    import copy
+
+    from .arch import fold_batchnorm
+
+    fast = fold_batchnorm(copy.deepcopy(model).eval()).to(memory_format=torch.channels_last)
+    fast.config = model.config
+    return fast
+
+
+def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> list[dict]:
+    """Latency of the fast path's ingredients, all measured in this run (one channel)."""
+    from .api import upscale
+    from .runtime import cpu_has_bf16, optimize_for_inference
+
+    plain, weights = _model_for(entry)
+    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
+    variants = [("fp32 eager (plain module)", lambda: upscale(img, plain, tile=None, precision="fp32"))]
+    fast32 = optimize_for_inference(plain, "fp32")
+    variants.append(("fp32 + rewrites (BN fold, sub-pixel stages, phase tail, channels_last)",
+                     lambda: upscale(img, fast32, tile=None, precision="fp32")))
+    if cpu_has_bf16():
+        old = _old_fast_path(plain)
+        fast16 = optimize_for_inference(plain, "bf16")
+        variants.append(("bf16 autocast + channels_last + BN fold (previous fast path)",
+                         lambda: upscale(img, old, tile=None, precision="bf16")))
+        variants.append(("bf16 fast path (bf16 weights + rewrites)",
+                         lambda: upscale(img, fast16, tile=None, precision="bf16")))
+    rows = []
+    threads = torch.get_num_threads()
+    for name, fn in variants:
+        rows.append({"model": entry.id, "weights": weights, "input": f"{side}x{side}x1", "variant": name,
+                     "threads": threads, **_time(fn, repeats)})
+    if threads > 1 and cpu_has_bf16():
+        torch.set_num_threads(1)
+        try:
+            rows.append({"model": entry.id, "weights": weights, "input": f"{side}x{side}x1",
+                         "variant": "bf16 fast path, 1 thread", "threads": 1,
+                         **_time(variants[-1][1], repeats)})
+        finally:
+            torch.set_num_threads(threads)
+    return rows
+
+
 def machine() -> dict:
-    from .runtime import cpu_has_bf16
+    from .runtime import cpu_has_bf16, resolve_backend
     from .train import hardware
 
     return {"hardware": hardware(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpu_bf16": cpu_has_bf16(), "threads": torch.get_num_threads()}
+            "torch": torch.__version__, "cpu_bf16": cpu_has_bf16(), "threads": torch.get_num_threads(),
+            "cpus": os.cpu_count(), "load_avg_1min": _load(),
+            "backend": resolve_backend(), "compile": os.environ.get("SR_COMPILE", "0") == "1"}
 
 
 def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) -> dict:
@@ -160,19 +246,30 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
     sizes = [128] if quick else [128, 256]
     channels = [1] if quick else [1, 3]
     info = machine()
-    info["matmul_bf16_gflops"] = round(matmul_gflops(torch.bfloat16), 1)
-    info["matmul_fp32_gflops"] = round(matmul_gflops(torch.float32), 1)
+    n, reps = (1024, 3) if quick else (2048, 5)  # --quick: a smoke run, a smaller matmul
+    info["matmul_n"] = n
+    info["matmul_bf16_gflops"] = round(matmul_gflops(torch.bfloat16, n=n, repeats=reps), 1)
+    info["matmul_fp32_gflops"] = round(matmul_gflops(torch.float32, n=n, repeats=reps), 1)
     rows = []
     for e in entries:
         print(f"bench {e.id} ...", flush=True)
         rows += bench_model(e, sizes, channels, repeats, info["matmul_bf16_gflops"])
-    tiled = []
+    tiled, compare, ablation = [], [], []
+    ids = [e.id for e in entries]
     if not quick:
         for e in entries:
             if e.kind == "generator" and e.id in ("srgan-improved", "srgan-lite"):
                 print(f"bench tiled {e.id} 2048x2048 ...", flush=True)
                 tiled.append(bench_tiled(e))
-    return {"machine": info, "rows": rows, "tiled": tiled}
+        for e in entries:
+            if e.kind == "generator" and e.id in ("srgan-improved", "srgan-lite"):
+                print(f"bench ablation {e.id} ...", flush=True)
+                ablation += bench_ablation(e, repeats=repeats)
+    if all(m in ids for m in APP_MODELS):
+        print("bench the app's comparison ...", flush=True)
+        compare.append(bench_compare(repeats=repeats))
+    info["load_avg_1min_end"] = _load()
+    return {"machine": info, "rows": rows, "tiled": tiled, "compare": compare, "ablation": ablation}
 
 
 def _md_table(rows: list[dict]) -> list[str]:
@@ -190,11 +287,19 @@ def to_markdown(result: dict, command: str) -> str:
     m = result["machine"]
     lines = ["# Benchmark", "", f"Command: `{command}`", "",
              f"Machine: {m['hardware']}; {m['platform']}; Python {m['python']}; native bf16: {m['cpu_bf16']}.",
-             f"Matmul 2048^3: bf16 {m['matmul_bf16_gflops']} GFLOP/s, fp32 {m['matmul_fp32_gflops']} GFLOP/s.", "",
+             f"Matmul {m.get('matmul_n', 2048)}^3: bf16 {m['matmul_bf16_gflops']} GFLOP/s, fp32 {m['matmul_fp32_gflops']} GFLOP/s.",
+             f"Threads: {m['threads']} of {m.get('cpus')} CPUs; backend {m.get('backend', 'torch')}; "
+             f"1-minute load average {m.get('load_avg_1min')} at the start, {m.get('load_avg_1min_end')} at the end "
+             f"(an idle machine reads about 0; a loaded one gives slower, noisier numbers).", "",
              "Latency per frame (whole image, no tiling), median of repeats after a warm-up; p10/p90 = spread.", ""]
     lines += _md_table(result["rows"])
-    if result["tiled"]:
+    if result.get("tiled"):
         lines += ["", "## Tiled path, 2048x2048 input", ""] + _md_table(result["tiled"])
+    if result.get("compare"):
+        lines += ["", "## The app's comparison (its default models in turn, one 128x128 grey image)", ""]
+        lines += _md_table(result["compare"])
+    if result.get("ablation"):
+        lines += ["", "## Fast-path ablation (same run)", ""] + _md_table(result["ablation"])
     return "\n".join(lines) + "\n"
 
 

@@ -50,7 +50,9 @@ def run_tiled(
     out = np.empty((n, out_c, h * scale, w * scale), dtype=np.float32)
     ys, xs = _spans(h, tile), _spans(w, tile)
     total, done = len(ys) * len(xs), 0
-    channels_last = precision == "bf16"
+    self_casting = getattr(model, "self_casting", False)  # a FastGenerator casts by itself
+    channels_last = precision == "bf16" and not self_casting
+    amp_precision = "fp32" if self_casting else precision
     for y0, y1 in ys:
         for x0, x1 in xs:
             py0, py1 = max(0, y0 - overlap), min(h, y1 + overlap)
@@ -58,7 +60,7 @@ def run_tiled(
             patch = xt[:, :, py0:py1, px0:px1]
             if channels_last:
                 patch = patch.contiguous(memory_format=torch.channels_last)
-            with autocast(precision):
+            with autocast(amp_precision):
                 y = model(patch)
             y = y.float()
             oy, ox = (y0 - py0) * scale, (x0 - px0) * scale

@@ -1,0 +1,43 @@
+"""`python -m sr bench`: the rows and fields it writes (timings are not asserted)."""
+from __future__ import annotations
+
+import json
+
+from sr import bench, cli
+
+
+def test_bench_quick_cli_writes_json_and_markdown(tmp_path, capsys):
+    js, md = tmp_path / "bench.json", tmp_path / "bench.md"
+    rc = cli.main(["bench", "--quick", "--models", "bicubic,srgan-lite", "--repeats", "2",
+                   "--json", str(js), "--out", str(md)])
+    assert rc == 0
+    r = json.loads(js.read_text())
+    m = r["machine"]
+    for k in ("hardware", "threads", "cpu_bf16", "matmul_bf16_gflops", "matmul_fp32_gflops", "load_avg_1min"):
+        assert k in m
+    rows = r["rows"]
+    bic = [x for x in rows if x["model"] == "bicubic"]
+    lite = [x for x in rows if x["model"] == "srgan-lite"]
+    assert len(bic) == 1 and bic[0]["input"] == "128x128x1" and bic[0]["output"] == "512x512"
+    assert {x["path"] for x in lite} == {"fp32-eager", f"fast-{lite[1]['path'][5:]}"}
+    for x in rows:
+        for k in ("median_ms", "p10_ms", "p90_ms", "fps", "peak_rss_growth_mb"):
+            assert x[k] is not None and x[k] >= 0
+        assert x["p10_ms"] <= x["median_ms"] <= x["p90_ms"]
+    fast = lite[1]
+    assert fast["speedup_vs_fp32"] > 0 and fast["achieved_gflops"] > 0 and fast["gflop_per_frame"] > 1
+    assert fast["weights"] in ("trained", "random")
+    assert r["tiled"] == [] and r["ablation"] == [] and r["compare"] == []  # --quick, subset of models
+    text = md.read_text()
+    assert text.startswith("# Benchmark") and "| srgan-lite |" in text and "Matmul 1024^3" in text
+    assert "srgan-lite" in capsys.readouterr().out
+
+
+def test_markdown_sections():
+    result = {"machine": {"hardware": "cpu", "platform": "linux", "python": "3.11", "cpu_bf16": True,
+                          "matmul_bf16_gflops": 1.0, "matmul_fp32_gflops": 1.0, "threads": 2},
+              "rows": [{"model": "a", "median_ms": 1.0}], "tiled": [{"model": "a", "seconds": 1.0}],
+              "compare": [{"models": "a,b", "median_ms": 2.0}],
+              "ablation": [{"model": "a", "variant": "x", "median_ms": 3.0}]}
+    text = bench.to_markdown(result, "python -m sr bench")
+    assert "## Tiled path" in text and "## The app's comparison" in text and "## Fast-path ablation" in text
