@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SNAP=$(mktemp -d /tmp/sr_train_snapshot.XXXX)
 cp -r sr "$SNAP/"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # no spin-waiting when cores are shared
 export SR_WEIGHTS_DIR="$ROOT/weights" SR_REGISTRY="$ROOT/sr/zoo.json" PYTHONPATH="$SNAP"
 DATA=${1:-../shared/data/hpa/sanch7_kaggle2018_singlechannel/train_sample}
 case "$DATA" in /*) ;; *) DATA="$(pwd)/$DATA" ;; esac
