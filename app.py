@@ -14,6 +14,7 @@ import threading
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from sr import app_logic as L  # noqa: E402
 from sr import imio, zoo  # noqa: E402
@@ -271,6 +272,7 @@ def main() -> None:
     demo = build_demo()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(**L.server_settings(), max_file_size=L.max_file_size(),
+                app_kwargs={"middleware": [Middleware(L.NoRemoteFetch)]},  # never fetch a client's URL
                 allowed_paths=[str(L.EXAMPLES_DIR)], show_error=True, ssr_mode=False,
                 theme=THEME, css=CSS)
 

@@ -7,6 +7,7 @@ absurd sizes *before* decoding pixels, with an :class:`ImageError` that says why
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -16,8 +17,17 @@ import numpy as np
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# the only Pillow decoders ever tried, whatever the file says it is: no PostScript (Ghostscript),
+# no rarely used parsers
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # JPEG includes MPO
 SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES
 MAX_CHANNELS = 16
+MAX_TIFF_PAGES = 64  # more pages cannot be one 2-D image or channel stack (and are slow to index)
+FLOAT_LIMIT = 1e30  # larger float magnitudes overflow float32 in resizing and normalisation
+
+# tifffile logs damaged-file warnings; without this handler Python's last-resort handler would
+# print them on stderr next to our one-line error (apps that configure logging still see them)
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 class ImageError(ValueError):
@@ -34,6 +44,13 @@ class ImageInfo:
     format: str  # "tiff" | "png" | ...
     channel_axis: str  # "none" (2-D), "last" (H,W,C), "first" (C,H,W, TIFF stacks)
     note: str = ""
+
+
+def max_bytes() -> int:
+    """Decoded-size limit of one image in bytes: ``SR_MAX_PIXELS`` x 16 (e.g. 4 channels of
+    float32, or 8 of uint16, at the pixel limit): a small compressed TIFF cannot expand to
+    gigabytes."""
+    return max_pixels() * 16
 
 
 def check_size(h: int, w: int, limit: int | None = None) -> None:
@@ -54,6 +71,8 @@ def check_array(a: np.ndarray, what: str = "image") -> np.ndarray:
         a = a[:, :, 0]
     if a.ndim not in (2, 3):
         raise ImageError(f"{what} must be 2-D (H,W) or 3-D (H,W,C); got shape {a.shape}")
+    if a.ndim == 3 and a.shape[2] == 0:
+        raise ImageError(f"{what} has no channels (shape {a.shape})")
     if a.ndim == 3 and a.shape[2] > MAX_CHANNELS:
         raise ImageError(f"{what} has {a.shape[2]} channels in its last axis; at most {MAX_CHANNELS} "
                          f"are supported (is it a (C,H,W) stack? pass it as (H,W,C))")
@@ -69,9 +88,11 @@ def check_array(a: np.ndarray, what: str = "image") -> np.ndarray:
         else:
             a = a.astype(np.float32)
     elif np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float32)
         if not np.isfinite(a).all():
             raise ImageError(f"{what} contains NaN or infinite values")
+        if a.size and float(np.abs(a).max()) > FLOAT_LIMIT:
+            raise ImageError(f"{what} has values of magnitude over {FLOAT_LIMIT:g}; rescale it")
+        a = a.astype(np.float32)
     else:
         raise ImageError(f"{what} has unsupported dtype {a.dtype}")
     return np.ascontiguousarray(a)
@@ -84,6 +105,16 @@ def _read_tiff(src) -> tuple[np.ndarray, ImageInfo]:
 
     try:
         with tifffile.TiffFile(src) as tf:
+            try:
+                tf.pages[MAX_TIFF_PAGES]  # reads the page chain up to there only
+            except IndexError:
+                pass
+            else:
+                raise ImageError(f"TIFF has more than {MAX_TIFF_PAGES} pages; expected a 2-D image or a "
+                                 f"channel stack of at most {MAX_CHANNELS} channels")
+            first = tf.pages.first if len(tf.pages) else None
+            if first is not None and (first.imagewidth < 1 or first.imagelength < 1):
+                raise ImageError(f"TIFF image is empty ({first.imagewidth}x{first.imagelength})")
             if not tf.series:
                 raise ImageError("TIFF file holds no image")
             series = tf.series[0]
@@ -98,6 +129,9 @@ def _read_tiff(src) -> tuple[np.ndarray, ImageInfo]:
                 raise ImageError(f"TIFF has shape {shape} (axes {axes}); expected a 2-D image or a "
                                  f"channel stack (C,H,W) or (H,W,C)")
             if len(core) == 3:
+                if min(core[0], core[2]) > MAX_CHANNELS:
+                    raise ImageError(f"TIFF has shape {shape} (axes {axes}): neither its first nor its "
+                                     f"last axis is a channel axis of at most {MAX_CHANNELS} channels")
                 if core[0] <= MAX_CHANNELS and core[2] > MAX_CHANNELS:
                     h, w = core[1], core[2]
                 else:
@@ -105,6 +139,11 @@ def _read_tiff(src) -> tuple[np.ndarray, ImageInfo]:
             else:
                 h, w = core
             check_size(h, w)
+            nbytes = n * np.dtype(series.dtype).itemsize
+            if nbytes > max_bytes():
+                raise ImageError(f"TIFF image would take {nbytes / 2**20:,.0f} MiB decoded ({shape}, "
+                                 f"{series.dtype}), over the limit of {max_bytes() / 2**20:,.0f} MiB "
+                                 f"(SR_MAX_PIXELS x 16 bytes)")
             a = series.asarray()
     except ImageError:
         raise
@@ -158,7 +197,7 @@ def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             old = Image.MAX_IMAGE_PIXELS
-            im = Image.open(src)
+            im = Image.open(src, formats=PIL_FORMATS)
             w, h = im.size
             check_size(h, w, limit)
             note = ""
@@ -172,6 +211,10 @@ def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"refused a possible decompression bomb: {exc}") from None
+    except Image.UnidentifiedImageError:
+        what = f"{Path(src).name} is" if isinstance(src, (str, Path)) else "the data are"
+        raise ImageError(f"cannot read image: {what} not a PNG, JPEG, TIFF, BMP, GIF or WebP image "
+                         f"(or the file is damaged)") from None
     except Exception as exc:
         raise ImageError(f"cannot read image: {type(exc).__name__}: {exc}") from None
     note = "; ".join(x for x in (note, n2) if x)
