@@ -5,7 +5,6 @@ Per-user data lives in ``gr.State`` (one temporary folder per run, deleted with 
 models are loaded once per process and shared read-only (``sr.api.fast_model``).
 Every user action is a named API endpoint (see the README, "Use the demo from Python").
 """
-import functools
 import logging
 import os
 import threading
@@ -17,7 +16,8 @@ import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
 from sr import app_logic as L  # noqa: E402
-from sr import imio, zoo  # noqa: E402
+from sr import imio  # noqa: E402
+from sr.ui_errors import user_errors  # noqa: E402
 
 from sr.live_ui import live_tab  # noqa: E402
 from sr.mos_ui import mos_tabs  # noqa: E402
@@ -39,28 +39,6 @@ THEME = gr.themes.Soft(
     font=["ui-sans-serif", "system-ui", "sans-serif"],  # no web fonts: works offline
     font_mono=["ui-monospace", "SFMono-Regular", "monospace"],
 )
-
-
-def user_errors(fn):
-    """Turn errors into a message for the user (``gr.Error``); the app keeps serving."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (L.AppError, imio.ImageError, zoo.ZooError) as exc:
-            raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
-        except MemoryError:
-            raise gr.Error("Out of memory: try a smaller image or a smaller tile size.",
-                           print_exception=False) from None
-        except Exception as exc:
-            log.exception("%s failed", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}). The app is still running; "
-                           "try another image or setting.") from None
-
-    return wrapper
 
 
 def _session(request: gr.Request | None) -> str | None:

@@ -15,7 +15,6 @@ without a browser.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .ui_errors import user_errors
 from . import imio, zoo
 
 log = logging.getLogger(__name__)
@@ -228,24 +228,6 @@ def video_file(path: str | None, model_id: str | None, old_state: dict | None = 
 
 # ---------------------------------------------------------------------------- the tab
 
-def _user_errors(fn):
-    import gradio as gr
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (imio.ImageError, zoo.ZooError) as exc:
-            raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
-        except Exception as exc:
-            log.exception("%s failed", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(exc).__name__}: {exc}).") from None
-
-    return wrapper
-
-
 INTRO = """Real-time super-resolution. **Webcam**: press record; every frame is shrunk to a small
 low-resolution image ({side} px on its long side, left) and enlarged 4x by the live model
 (right). **Video**: upload a short clip (mp4, mov, webm...); every frame is enlarged 4x and
@@ -286,7 +268,7 @@ def live_tab():
         video_msg = gr.Markdown()
         video_state = gr.State(None, time_to_live=STATE_TTL_S, delete_callback=cleanup)
 
-        @_user_errors
+        @user_errors
         def on_frame(frame, model_id, size, luma_only, state):
             """Super-resolve one webcam frame (numpy RGB); returns the LR view, the 4x frame, a status."""
             return live_frame(frame, model_id, state, side=size, luma=luma_only)
@@ -295,7 +277,7 @@ def live_tab():
                    api_name="live_frame", stream_every=0.1, time_limit=live_time_limit(),
                    concurrency_limit=live_concurrency(), concurrency_id="live", show_progress="hidden")
 
-        @_user_errors
+        @user_errors
         def on_video(path, model_id, old, progress=gr.Progress()):
             """Super-resolve every frame of a video 4x; returns the mp4, a summary and the state."""
             return video_file(path, model_id, old, progress=lambda f, desc: progress(f, desc=desc))
