@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from . import zoo
+from .tables import command_line, markdown_table
 
 
 def _rss_peak_reset() -> None:
@@ -272,17 +273,6 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
     return {"machine": info, "rows": rows, "tiled": tiled, "compare": compare, "ablation": ablation}
 
 
-def _md_table(rows: list[dict]) -> list[str]:
-    if not rows:
-        return []
-    cols = []
-    for r in rows:
-        cols += [c for c in r if c not in cols]
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |" for r in rows]
-    return out
-
-
 def to_markdown(result: dict, command: str) -> str:
     m = result["machine"]
     lines = ["# Benchmark", "", f"Command: `{command}`", "",
@@ -292,23 +282,21 @@ def to_markdown(result: dict, command: str) -> str:
              f"1-minute load average {m.get('load_avg_1min')} at the start, {m.get('load_avg_1min_end')} at the end "
              f"(an idle machine reads about 0; a loaded one gives slower, noisier numbers).", "",
              "Latency per frame (whole image, no tiling), median of repeats after a warm-up; p10/p90 = spread.", ""]
-    lines += _md_table(result["rows"])
+    lines += markdown_table(result["rows"])
     if result.get("tiled"):
-        lines += ["", "## Tiled path, 2048x2048 input", ""] + _md_table(result["tiled"])
+        lines += ["", "## Tiled path, 2048x2048 input", ""] + markdown_table(result["tiled"])
     if result.get("compare"):
         lines += ["", "## The app's comparison (its default models in turn, one 128x128 grey image)", ""]
-        lines += _md_table(result["compare"])
+        lines += markdown_table(result["compare"])
     if result.get("ablation"):
-        lines += ["", "## Fast-path ablation (same run)", ""] + _md_table(result["ablation"])
+        lines += ["", "## Fast-path ablation (same run)", ""] + markdown_table(result["ablation"])
     return "\n".join(lines) + "\n"
 
 
 def cli(args) -> int:
-    import shlex
-    import sys
 
     result = run(args.models.split(",") if args.models else None, repeats=args.repeats, quick=args.quick)
-    command = "python -m sr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     result["command"] = command
     md = to_markdown(result, command)
     print(md)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import degrade, imio, metrics, zoo
+from .tables import columns, command_line, markdown_table
 
 
 @dataclass
@@ -138,14 +139,10 @@ def summarize(results: dict[str, MethodResult]) -> list[dict]:
 
 
 def to_markdown(rows: list[dict], title: str, command: str, note: str = "") -> str:
-    cols = list(rows[0].keys())
-    for r in rows[1:]:
-        cols += [c for c in r if c not in cols]
     lines = [f"# {title}", "", f"Command: `{command}`", ""]
     if note:
         lines += [note, ""]
-    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join("" if r.get(c) is None else str(r.get(c)) for c in cols) + " |" for r in rows]
+    lines += markdown_table(rows)
     return "\n".join(lines) + "\n"
 
 
@@ -153,20 +150,15 @@ def write_tables(rows: list[dict], out_dir: Path, name: str, title: str, command
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / f"{name}.md"
     md.write_text(to_markdown(rows, title, command, note), encoding="utf-8")
-    cols = list(rows[0].keys())
-    for r in rows[1:]:
-        cols += [c for c in r if c not in cols]
     csv_path = out_dir / f"{name}.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, cols)
+        w = csv.DictWriter(f, columns(rows))
         w.writeheader()
         w.writerows(rows)
     return md, csv_path
 
 
 def cli(args) -> int:
-    import shlex
-    import sys
 
     from .runtime import resolve_precision
     from .train import hardware
@@ -184,7 +176,7 @@ def cli(args) -> int:
     results = evaluate(files, models, precision=args.precision, segmentation=args.segmentation)
     rows = summarize(results)
     name = args.name or "eval_" + "_".join(Path(d).name for d in args.data)
-    command = "python -m sr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     note = (f"{len(files)} HR images; LR = Pillow bicubic 1/4; PSNR/SSIM per `sr.metrics` (data range "
             f"from dtype, channel mean, no border crop); ci95 = half-width of the 95% t interval of the "
             f"mean; time = mean seconds per image ({resolve_precision(args.precision)}, {hardware()}).")
@@ -237,11 +229,9 @@ def stain_accuracy(model_id: str, files: list[Path], precision: str | None = Non
 
 
 def _featurenet_cli(args, models: list[str]) -> int:
-    import shlex
-    import sys
 
     files = collect(args.data, args.limit)
-    command = "python -m sr " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     results = [stain_accuracy(m, files, args.precision) for m in models]
     print(json.dumps(results, indent=1))
     if args.json:

@@ -105,3 +105,12 @@ def blobs(h: int, w: int, c: int | None = None, dtype=np.uint8, seed: int = 0) -
 
 
 os.environ.setdefault("SR_HUB_PROBE_TIMEOUT", "2")
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for servers the tests start)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

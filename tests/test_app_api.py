@@ -8,7 +8,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,18 +19,12 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import REPO, blobs, make_tiny_zoo
+from conftest import REPO, blobs, free_port, make_tiny_zoo
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
 _SERVER: dict = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stop() -> None:
@@ -53,7 +46,7 @@ def app_server(timeout: float = 120) -> str:
         return _SERVER["url"]
     root = Path(tempfile.mkdtemp(prefix="sr_app_test_"))
     reg, weights = make_tiny_zoo(root)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, SR_REGISTRY=str(reg), SR_WEIGHTS_DIR=str(weights), SR_APP_TMP=str(root / "tmp"),
                GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_TEMP_DIR=str(root / "gradio"),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")

@@ -11,7 +11,6 @@ import io
 import os
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 import tifffile
 from PIL import Image, PngImagePlugin
 
-from conftest import REPO, blobs, make_tiny_zoo
+from conftest import REPO, blobs, free_port, make_tiny_zoo
 
 import sr
 from sr import app_logic as L
@@ -362,12 +361,6 @@ _APP: dict = {}
 APP_MAX_FILE = 1024 * 1024  # SR_APP_MAX_FILE_SIZE=1mb for this server (Gradio: 1 MiB)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _stop_app() -> None:
     proc = _APP.get("proc")
     if proc is not None and proc.poll() is None:
@@ -391,7 +384,7 @@ def hostile_app(timeout: float = 120) -> dict:
 
     root = Path(tempfile.mkdtemp(prefix="sr_hostile_app_"))
     reg, weights = make_tiny_zoo(root)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, SR_REGISTRY=str(reg), SR_WEIGHTS_DIR=str(weights), SR_APP_TMP=str(root / "tmp"),
                SR_MAX_PIXELS=str(LIMIT), SR_APP_MAX_FILE_SIZE="1mb", SR_APP_WARMUP="0",
                SR_MOS_POOL=str(root / "no_pool"), SR_MOS_VOTES=str(root / "votes.csv"),

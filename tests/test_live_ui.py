@@ -2,7 +2,6 @@
 endpoint called with gradio_client on a loopback server."""
 from __future__ import annotations
 
-import socket
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ gr = pytest.importorskip("gradio")
 
 from sr import live_ui, video  # noqa: E402
 from test_video import FPS, H, W, _clip  # noqa: E402
+from conftest import free_port  # noqa: E402
 
 
 def test_live_model_choice_and_cost(tiny_zoo):
@@ -52,9 +52,7 @@ def test_video_endpoint_over_http(tiny_zoo, tmp_path, monkeypatch):
     live = deps["live_frame"]
     assert live["stream_every"] == 0.1 and live["time_limit"] == live_ui.live_time_limit()
     assert live["targets"][0][1] == "stream" and "upscale_video" in deps
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 ssr_mode=False)
     try:

@@ -2,7 +2,6 @@
 import json
 import re
 import shutil
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +10,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from conftest import REPO
+from conftest import REPO, free_port
 from sr.mos.config import MosConfig
 from sr.mos.store import read_votes
 from sr.mos_ui import mos_tabs
@@ -20,12 +19,6 @@ from test_mos_pool import png_chunks, shared_tiny_pool
 ITEMS = 6  # one item per method
 RATERS = 4
 VOTES_EACH = 5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
