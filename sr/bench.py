@@ -22,6 +22,7 @@ weights cannot be fetched) are benchmarked with random weights of their registry
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -132,7 +133,7 @@ def bench_model(entry: zoo.ModelEntry, sizes, channels, repeats: int, bf16_ceili
                       "gflop_per_frame": round(gflop * c, 2)}
             rows.append({**common, "path": "fp32-eager", **base})
             achieved = gflop * c / (opt["median_ms"] / 1e3)
-            rows.append({**common, "path": f"fast-{precision}", **opt,
+            rows.append({**common, "path": f"fast-{precision}-{getattr(fast, 'backend', 'torch')}", **opt,
                          "speedup_vs_fp32": round(base["median_ms"] / opt["median_ms"], 2),
                          "achieved_gflops": round(achieved, 1),
                          "fraction_of_matmul_peak": round(achieved / bf16_ceiling, 3) if precision == "bf16" else None})
@@ -197,6 +198,19 @@ def _old_fast_path(model: torch.nn.Module) -> torch.nn.Module:
     return fast
 
 
+def _built_with_backend(backend: str, build):
+    """``build()`` with ``SR_BACKEND`` set to ``backend`` (the backend is chosen when a model is built)."""
+    before = os.environ.get("SR_BACKEND")
+    os.environ["SR_BACKEND"] = backend
+    try:
+        return build()
+    finally:
+        if before is None:
+            os.environ.pop("SR_BACKEND", None)
+        else:
+            os.environ["SR_BACKEND"] = before
+
+
 def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> list[dict]:
     """Latency of the fast path's ingredients, all measured in this run (one channel)."""
     from .api import upscale
@@ -210,11 +224,16 @@ def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> 
                      lambda: upscale(img, fast32, tile=None, precision="fp32")))
     if cpu_has_bf16():
         old = _old_fast_path(plain)
-        fast16 = optimize_for_inference(plain, "bf16")
+        fast16 = _built_with_backend("torch", lambda: optimize_for_inference(plain, "bf16"))
         variants.append(("bf16 autocast + channels_last + BN fold (previous fast path)",
                          lambda: upscale(img, old, tile=None, precision="bf16")))
-        variants.append(("bf16 fast path (bf16 weights + rewrites)",
+        variants.append(("bf16 fast path, torch (bf16 weights + rewrites)",
                          lambda: upscale(img, fast16, tile=None, precision="bf16")))
+    if importlib.util.find_spec("openvino") is not None:
+        prec = "bf16" if cpu_has_bf16() else "fp32"
+        fast_ov = _built_with_backend("openvino", lambda: optimize_for_inference(plain, prec))
+        variants.append((f"{prec} fast path, OpenVINO (same rewritten core)",
+                         lambda: upscale(img, fast_ov, tile=None, precision=prec)))
     rows = []
     threads = torch.get_num_threads()
     for name, fn in variants:
@@ -223,9 +242,10 @@ def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> 
     if threads > 1 and cpu_has_bf16():
         torch.set_num_threads(1)
         try:
+            fast1 = _built_with_backend("torch", lambda: optimize_for_inference(plain, "bf16"))
             rows.append({"model": entry.id, "weights": weights, "input": f"{side}x{side}x1",
-                         "variant": "bf16 fast path, 1 thread", "threads": 1,
-                         **_time(variants[-1][1], repeats)})
+                         "variant": "bf16 fast path, torch, 1 thread", "threads": 1,
+                         **_time(lambda: upscale(img, fast1, tile=None, precision="bf16"), repeats)})
         finally:
             torch.set_num_threads(threads)
     return rows

@@ -102,7 +102,8 @@ def _cmd_train(args) -> int:
     targs = TrainArgs(model=args.model, data=args.data, steps=args.steps, out=args.out, batch=args.batch,
                       patch=args.patch, lr=args.lr, precision=args.precision, seed=args.seed,
                       log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every,
-                      threads=args.threads, init=args.init, max_minutes=args.max_minutes,
+                      threads=args.threads, init=args.init, decay_from=args.decay_from,
+                      max_minutes=args.max_minutes,
                       export=not args.no_export)
     print(json.dumps(train(targs)))
     return 0
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ckpt-every", type=int, default=50)
     t.add_argument("--threads", type=int, default=None)
     t.add_argument("--init", default=None, help="zoo id or folder to start the generator from")
+    t.add_argument("--decay-from", type=int, default=None,
+                   help="cosine learning-rate decay from this step to 1%% at --steps (default: constant)")
     t.add_argument("--max-minutes", type=float, default=None, help="checkpoint and stop after this long")
     t.add_argument("--no-export", action="store_true", help="do not write weights/<model> at the end")
     t.set_defaults(func=_cmd_train)

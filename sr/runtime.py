@@ -34,10 +34,14 @@ Measured and *not* used by default: ``torch.compile`` (inductor, with and withou
 15-60 s of compile time per shape, and 10-15 % slower than this eager path here;
 ``SR_COMPILE=1`` turns it on), TorchScript freeze + ``optimize_for_inference`` (no gain),
 oneDNN implicit bf16 for fp32 convolutions (``torch.backends.mkldnn.conv.fp32_precision``:
-2-3x slower), flushing denormals (no gain). OpenVINO (``SR_BACKEND=openvino`` or ``auto``; only
-when the ``openvino`` package is installed, which the requirements do not do) needed ~1.6x less
-CPU time than this path for the improved SRGAN (about the same for srgan-lite), within 0.02 dB
-PSNR of fp32 on an HPA test image; it compiles once per model (~5-10 s), for any input size.
+2-3x slower), flushing denormals (no gain).
+
+OpenVINO (in the requirements; used by default, ``SR_BACKEND=auto``, when it is installed;
+``SR_BACKEND=torch`` turns it off): it runs the same rewritten core, converted once per model
+(~5-10 s on first use, for any input size: the app warms its models up in the background) with
+bf16 inference precision. It needs ~1.6x less time than the torch path above for the improved
+SRGAN; ``python -m sr bench`` measures both in one run (ablation table), and the tests check
+both against fp32 (within 0.05 dB PSNR).
 
 On a machine shared with other work, GNU OpenMP's busy-waiting makes torch's multi-threaded
 runs several times slower (srgan-lite, 2 threads, back-to-back at the same load: ~10x slower
@@ -253,8 +257,9 @@ def _is_generator(model: nn.Module) -> bool:
 
 
 def resolve_backend() -> str:
-    """``SR_BACKEND``: ``torch`` (default), ``openvino``, or ``auto`` (openvino when installed)."""
-    backend = os.environ.get("SR_BACKEND", "torch")
+    """``SR_BACKEND``: ``auto`` (default: openvino when installed, as the requirements do, else
+    torch), ``openvino`` or ``torch``."""
+    backend = os.environ.get("SR_BACKEND", "auto")
     if backend not in BACKENDS:
         raise ValueError(f"SR_BACKEND={backend!r} is not one of {BACKENDS}")
     if backend == "auto":

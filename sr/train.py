@@ -32,6 +32,18 @@ from .arch import Discriminator, FeatureNet, Generator
 from .losses import ContentLoss, adversarial_d, adversarial_g
 
 DEFAULT_LR = {"pretrain": 2e-4, "gan": 1e-4, "featurenet": 1e-3}
+FINAL_LR_FRACTION = 0.01
+
+
+def lr_at(step: int, base: float, total: int, decay_from: int | None) -> float:
+    """Learning rate for ``step``: constant, then cosine from ``decay_from`` down to 1% at ``total``.
+
+    A pure function of the step, so a run resumed at any checkpoint follows the same schedule.
+    """
+    if decay_from is None or step < decay_from or total <= decay_from:
+        return base
+    t = min(1.0, (step - decay_from) / (total - decay_from))
+    return base * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 @dataclass
@@ -52,6 +64,7 @@ class TrainArgs:
     val_crop: int = 256
     threads: int | None = None
     init: str | None = None
+    decay_from: int | None = None
     max_minutes: float | None = None
     export: bool = True
     val_fraction: float = 0.1
@@ -239,6 +252,10 @@ def train(args: TrainArgs) -> dict:
     step = start_step
     stopped_early = False
     while step < args.steps:
+        lr_now = lr_at(step, lr_rate, args.steps, args.decay_from)
+        for opt in optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr_now
         rng = np.random.default_rng([args.seed, step, rank])
         lr_np, hr_np, y_np = sampler.sample(rng, args.batch)
         lr_t, hr_t = torch.from_numpy(lr_np), torch.from_numpy(hr_np)
@@ -297,11 +314,11 @@ def train(args: TrainArgs) -> dict:
         wall = wall0 + time.time() - t_session
         row = None
         if step % args.log_every == 0 or step == args.steps:
-            row = {"step": step, "wall_s": round(wall, 1), "lr": lr_rate,
+            row = {"step": step, "wall_s": round(wall, 1), "lr": lr_now,
                    **{k: round(float(np.mean(v)), 6) for k, v in acc.items()}}
             acc = {}
         if rank == 0 and (step % args.val_every == 0 or step == args.steps):
-            row = row or {"step": step, "wall_s": round(wall, 1), "lr": lr_rate}
+            row = row or {"step": step, "wall_s": round(wall, 1), "lr": lr_now}
             if stage == "featurenet":
                 row.update(validate_featurenet(_unwrap(modules["net"]), val_batch))
             else:
@@ -336,6 +353,8 @@ def train(args: TrainArgs) -> dict:
             "training_data": f"{_data_label(args.data)} (train split: {len(train_s)} files, "
                              f"{len(val_s)} validation files held out by field id)",
             "steps": step, "batch": args.batch, "patch": args.patch, "lr": lr_rate,
+            "lr_schedule": (f"constant, then cosine to {FINAL_LR_FRACTION:g}x from step {args.decay_from}"
+                            if args.decay_from is not None else "constant"),
             "precision": precision, "processes": world,
             "wall_time_h": round(result["wall_s"] / 3600, 2), "hardware": "; ".join(hw) or hardware(),
             "seed": args.seed, **last,

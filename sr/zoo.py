@@ -124,22 +124,29 @@ def super_resolvers(available_only: bool = True) -> list[ModelEntry]:
 
 
 def update_entry(model_id: str, **changes) -> None:
-    """Rewrite one registry entry (used by training, evaluation and publishing)."""
-    reg = _read_registry()
-    for m in reg["models"]:
-        if m["id"] == model_id:
-            for k, v in changes.items():
-                if k == "card":
-                    m.setdefault("card", {}).update(v)
-                else:
-                    m[k] = v
-            break
-    else:
-        raise ZooError(f"unknown model {model_id!r}")
+    """Rewrite one registry entry (used by training, evaluation and publishing).
+
+    Read-modify-write under a file lock: parallel training chains export into one registry.
+    """
+    from filelock import FileLock
+
     path = registry_path()
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(reg, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with FileLock(str(path) + ".lock", timeout=60):
+        reload_registry()
+        reg = _read_registry()
+        for m in reg["models"]:
+            if m["id"] == model_id:
+                for k, v in changes.items():
+                    if k == "card":
+                        m.setdefault("card", {}).update(v)
+                    else:
+                        m[k] = v
+                break
+        else:
+            raise ZooError(f"unknown model {model_id!r}")
+        tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(reg, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
     reload_registry()
 
 

@@ -105,6 +105,9 @@ def blobs(h: int, w: int, c: int | None = None, dtype=np.uint8, seed: int = 0) -
 
 
 os.environ.setdefault("SR_HUB_PROBE_TIMEOUT", "2")
+# Tests build many small models: the torch fast path needs no per-model conversion. The OpenVINO
+# backend (the default where it is installed) is tested explicitly (tests/test_fastpath.py).
+os.environ.setdefault("SR_BACKEND", "torch")
 
 
 def free_port() -> int:

@@ -85,20 +85,31 @@ def _psnr_pair(net, hr_u8):
     return metrics.score(hr_u8, out32)["psnr"], metrics.score(hr_u8, outfast)["psnr"]
 
 
-def test_bf16_fast_path_within_005_db_psnr():
+def _backend(name: str, monkeypatch) -> None:
+    if name == "openvino":
+        pytest.importorskip("openvino")
+    monkeypatch.setenv("SR_BACKEND", name)
+
+
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_bf16_fast_path_within_005_db_psnr(backend, monkeypatch):
     """The optimised output's PSNR equals fp32's within 0.05 dB: a smoke test with the real zoo
     architectures and random weights (trained weights on an HPA test image: the next test)."""
+    _backend(backend, monkeypatch)
     hr = blobs(64, 64)
     for model_id in ("srgan-improved", "srgan-lite"):
         g = _randomised(ZOO_ARCHS[model_id])
         net = {"fp32": g, "fast": runtime.optimize_for_inference(g)}
+        assert net["fast"].backend == backend
         p32, pfast = _psnr_pair(net, hr)
         assert abs(p32 - pfast) < 0.05, (model_id, p32, pfast)
 
 
-def test_trained_models_within_005_db_on_hpa():
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_trained_models_within_005_db_on_hpa(backend, monkeypatch):
     from sr import zoo
 
+    _backend(backend, monkeypatch)
     path = hpa_sample()
     # one model of each kind (BN + pixel shuffle, improved, lite) keeps the test short
     trained = [e.id for e in zoo.entries("generator") if e.id in ("srgan", "srgan-improved", "srgan-lite")
@@ -112,7 +123,9 @@ def test_trained_models_within_005_db_on_hpa():
     hr = hr if hr.dtype == np.uint8 else imio.to_uint8_display(hr)
     for mid in trained:
         g = zoo.load(mid)
-        p32, pfast = _psnr_pair({"fp32": g, "fast": runtime.optimize_for_inference(g)}, hr)
+        fast = runtime.optimize_for_inference(g)
+        assert fast.backend == backend
+        p32, pfast = _psnr_pair({"fp32": g, "fast": fast}, hr)
         assert abs(p32 - pfast) < 0.05, (mid, p32, pfast)
 
 
@@ -132,11 +145,14 @@ def test_api_uses_fast_path(tiny_zoo, monkeypatch):
     out = api.upscale(img, "srgan-improved")
     assert out.shape == (80, 96, 3) and out.dtype == np.uint8
     # a backend that is not installed falls back to torch with a warning
-    monkeypatch.setenv("SR_BACKEND", "openvino")
     import importlib.util
 
-    if importlib.util.find_spec("openvino") is None:
-        assert runtime.optimize_for_inference(api.zoo.shared("srgan-improved")).backend == "torch"
+    for name in ("openvino", "auto"):
+        monkeypatch.setenv("SR_BACKEND", name)
+        installed = importlib.util.find_spec("openvino") is not None
+        assert runtime.resolve_backend() == ("openvino" if installed else "torch")
+    monkeypatch.delenv("SR_BACKEND")
+    assert runtime.resolve_backend() == ("openvino" if installed else "torch")  # the default is auto
     monkeypatch.setenv("SR_BACKEND", "nope")
     with pytest.raises(ValueError, match="SR_BACKEND"):
         runtime.optimize_for_inference(api.zoo.shared("srgan-improved"))
