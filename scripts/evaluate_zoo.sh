@@ -9,7 +9,7 @@ HPA_TEST=$D/hpa/sanch7_kaggle2018_singlechannel/test_sample
 # 1. the paper's table on the HPA test split (+ nuclei segmentation on the blue images, + figure)
 python -m sr evaluate --data "$HPA_TEST" --models "$MODELS" --segmentation --update-cards \
   --name hpa_test --out docs --json docs/hpa_test.json \
-  --figure "$HPA_TEST/02ad0dd2-bada-11e8-b2b9-ac1f6b6435d0_green.png" --figure-roi 200,120,64 --figure-roi 300,330,64
+  --figure "$HPA_TEST/02ad0dd2-bada-11e8-b2b9-ac1f6b6435d0_green.png" --figure-roi 224,272,64 --figure-roi 128,144,64
 # 2. cross-domain: other fluorescence, electron microscopy
 python -m sr evaluate --data "$D/fluo/dsb2018_stage1_test" --limit 20 --models "$MODELS" --name cross_dsb2018_fluo --out docs
 python -m sr evaluate --data "$D/fluo/cellprofiler_examples/ExampleHuman" --models "$MODELS" --name cross_cellprofiler_human --out docs

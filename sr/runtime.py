@@ -34,7 +34,11 @@ Measured and *not* used by default: ``torch.compile`` (inductor, with and withou
 15-60 s of compile time per shape, and 10-15 % slower than this eager path here;
 ``SR_COMPILE=1`` turns it on), TorchScript freeze + ``optimize_for_inference`` (no gain),
 oneDNN implicit bf16 for fp32 convolutions (``torch.backends.mkldnn.conv.fp32_precision``:
-2-3x slower), flushing denormals (no gain).
+2-3x slower), flushing denormals (no gain), and an exact "phase window" form of the
+nearest+conv stages (each output phase of a 3x3 conv on a nearest-x2 input reads a 2x2 window:
+4/9 of the multiply-adds), tried and removed: slower in both backends in an A/B here (about 10%
+with torch, about 2x with OpenVINO): interleaving the four windows costs more memory traffic
+than the saved multiply-adds.
 
 OpenVINO (in the requirements; used by default, ``SR_BACKEND=auto``, when it is installed;
 ``SR_BACKEND=torch`` turns it off): it runs the same rewritten core, converted once per model
