@@ -198,6 +198,7 @@ def train(args: TrainArgs) -> dict:
 
     modules: dict = {}
     optimizers: dict = {}
+    torch.manual_seed(args.seed)  # same initial weights for the same seed (and on every rank)
     if stage == "featurenet":
         net = FeatureNet(**entry.arch)
         modules["net"] = _ddp(net, world)
