@@ -117,3 +117,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until_serving(proc, log_path, timeout: float, stop) -> float:
+    """Wait for a started ``app.py`` to log "Running on"; returns the seconds it took. If it
+    exits or times out, ``stop()`` is called (on timeout) and RuntimeError says why."""
+    import time
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+        if "Running on" in log_path.read_text():
+            return time.time() - t0
+        time.sleep(0.25)
+    stop()
+    raise RuntimeError(f"app.py did not start in {timeout} s:\n{log_path.read_text()[-3000:]}")

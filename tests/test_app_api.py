@@ -19,7 +19,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import REPO, blobs, free_port, make_tiny_zoo
+from conftest import REPO, blobs, free_port, make_tiny_zoo, wait_until_serving
 
 pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -56,17 +56,9 @@ def app_server(timeout: float = 120) -> str:
     _SERVER.update(proc=proc, root=root, log=root / "app.log")
     atexit.register(_stop)
     url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited ({proc.returncode}):\n{(root / 'app.log').read_text()[-3000:]}")
-        if "Running on" in (root / "app.log").read_text():
-            _SERVER["url"] = url
-            _SERVER["startup_s"] = time.time() - t0
-            return url
-        time.sleep(0.25)
-    _stop()
-    raise RuntimeError(f"app.py did not start in {timeout} s:\n{(root / 'app.log').read_text()[-3000:]}")
+    _SERVER["startup_s"] = wait_until_serving(proc, root / "app.log", timeout, _stop)
+    _SERVER["url"] = url
+    return url
 
 
 @pytest.fixture(scope="session")

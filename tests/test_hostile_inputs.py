@@ -15,7 +15,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import pytest
 import tifffile
 from PIL import Image, PngImagePlugin
 
-from conftest import REPO, blobs, free_port, make_tiny_zoo
+from conftest import REPO, blobs, free_port, make_tiny_zoo, wait_until_serving
 
 import sr
 from sr import app_logic as L
@@ -402,16 +401,9 @@ def hostile_app(timeout: float = 120) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", boot], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     _APP.update(proc=proc, root=root, log=root / "app.log", tmp=root / "tmp", gradio=root / "gradio")
     atexit.register(_stop_app)
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited ({proc.returncode}):\n{(root / 'app.log').read_text()[-3000:]}")
-        if "Running on" in (root / "app.log").read_text():
-            _APP["url"] = f"http://127.0.0.1:{port}"
-            return _APP
-        time.sleep(0.25)
-    _stop_app()
-    raise RuntimeError(f"app.py did not start in {timeout} s")
+    wait_until_serving(proc, root / "app.log", timeout, _stop_app)
+    _APP["url"] = f"http://127.0.0.1:{port}"
+    return _APP
 
 
 @pytest.fixture(scope="session")
