@@ -198,19 +198,6 @@ def _old_fast_path(model: torch.nn.Module) -> torch.nn.Module:
     return fast
 
 
-def _built_with_backend(backend: str, build):
-    """``build()`` with ``SR_BACKEND`` set to ``backend`` (the backend is chosen when a model is built)."""
-    before = os.environ.get("SR_BACKEND")
-    os.environ["SR_BACKEND"] = backend
-    try:
-        return build()
-    finally:
-        if before is None:
-            os.environ.pop("SR_BACKEND", None)
-        else:
-            os.environ["SR_BACKEND"] = before
-
-
 def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> list[dict]:
     """Latency of the fast path's ingredients, all measured in this run (one channel)."""
     from .api import upscale
@@ -224,14 +211,14 @@ def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> 
                      lambda: upscale(img, fast32, tile=None, precision="fp32")))
     if cpu_has_bf16():
         old = _old_fast_path(plain)
-        fast16 = _built_with_backend("torch", lambda: optimize_for_inference(plain, "bf16"))
+        fast16 = optimize_for_inference(plain, "bf16", backend="torch")
         variants.append(("bf16 autocast + channels_last + BN fold (previous fast path)",
                          lambda: upscale(img, old, tile=None, precision="bf16")))
         variants.append(("bf16 fast path, torch (bf16 weights + rewrites)",
                          lambda: upscale(img, fast16, tile=None, precision="bf16")))
     if importlib.util.find_spec("openvino") is not None:
         prec = "bf16" if cpu_has_bf16() else "fp32"
-        fast_ov = _built_with_backend("openvino", lambda: optimize_for_inference(plain, prec))
+        fast_ov = optimize_for_inference(plain, prec, backend="openvino")
         variants.append((f"{prec} fast path, OpenVINO (same rewritten core)",
                          lambda: upscale(img, fast_ov, tile=None, precision=prec)))
     rows = []
@@ -242,7 +229,7 @@ def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> 
     if threads > 1 and cpu_has_bf16():
         torch.set_num_threads(1)
         try:
-            fast1 = _built_with_backend("torch", lambda: optimize_for_inference(plain, "bf16"))
+            fast1 = optimize_for_inference(plain, "bf16", backend="torch")
             rows.append({"model": entry.id, "weights": weights, "input": f"{side}x{side}x1",
                          "variant": "bf16 fast path, torch, 1 thread", "threads": 1,
                          **_time(lambda: upscale(img, fast1, tile=None, precision="bf16"), repeats)})

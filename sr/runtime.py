@@ -260,10 +260,10 @@ def _is_generator(model: nn.Module) -> bool:
             and all(isinstance(s, UpsampleX2) for s in model.upsample))
 
 
-def resolve_backend() -> str:
+def resolve_backend(backend: str | None = None) -> str:
     """``SR_BACKEND``: ``auto`` (default: openvino when installed, as the requirements do, else
     torch), ``openvino`` or ``torch``."""
-    backend = os.environ.get("SR_BACKEND", "auto")
+    backend = backend or os.environ.get("SR_BACKEND", "auto")
     if backend not in BACKENDS:
         raise ValueError(f"SR_BACKEND={backend!r} is not one of {BACKENDS}")
     if backend == "auto":
@@ -273,7 +273,8 @@ def resolve_backend() -> str:
     return backend
 
 
-def optimize_for_inference(model: torch.nn.Module, precision: str = "auto") -> torch.nn.Module:
+def optimize_for_inference(model: torch.nn.Module, precision: str = "auto",
+                           backend: str | None = None) -> torch.nn.Module:
     """A fast inference copy of ``model`` (the original is left untouched).
 
     Generators become a :class:`FastGenerator`; any other module gets BN folding (and
@@ -286,7 +287,7 @@ def optimize_for_inference(model: torch.nn.Module, precision: str = "auto") -> t
     configure_threads()
     if _is_generator(model):
         fast = FastGenerator(model, precision)
-        if resolve_backend() == "openvino":
+        if resolve_backend(backend) == "openvino":
             fast = _openvino_core(fast) or fast
         elif os.environ.get("SR_COMPILE", "0") == "1":
             fast.core = torch.compile(fast.core, dynamic=False)
