@@ -108,7 +108,7 @@ def _unwrap(m):
 @torch.inference_mode()
 def validate_generator(g: torch.nn.Module, planes: list[data.Plane], precision: str, crop: int) -> dict:
     """Mean PSNR/SSIM of ``g`` on centre crops of the validation planes (8/16-bit metrics)."""
-    was_training = g.training
+    modes = [(m, m.training) for m in g.modules()]  # per layer: frozen BatchNorm stays frozen
     g.eval()
     ps, ss, outs = [], [], []
     for p in planes:
@@ -123,7 +123,8 @@ def validate_generator(g: torch.nn.Module, planes: list[data.Plane], precision: 
         ps.append(metrics.psnr(hr, out))
         ss.append(metrics.ssim(hr, out))
         outs.append((lr, out, hr))
-    g.train(was_training)
+    for m, mode in modes:
+        m.training = mode
     return {"val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss)), "_images": outs}
 
 
@@ -155,6 +156,21 @@ def validate_featurenet(net: torch.nn.Module, batch) -> dict:
 
 LOG_FIELDS = ["step", "wall_s", "lr", "loss", "loss_pix", "loss_content", "loss_adv", "loss_d",
               "d_real", "d_fake", "acc", "val_psnr", "val_ssim", "val_acc"]
+
+
+def freeze_batchnorm(net: torch.nn.Module) -> int:
+    """Put every BatchNorm layer of ``net`` in eval mode: normalise with the running statistics
+    of the previous stage and stop updating them (the affine weights still train).
+
+    GAN fine-tuning of a batch-norm generator otherwise drifts the running statistics away
+    from what the batch statistics were during the update, and the eval-mode output swings
+    by several dB from one validation to the next. Returns the number of layers frozen."""
+    n = 0
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            n += 1
+    return n
 
 
 def _init_generator(entry: zoo.ModelEntry, init: str | None) -> Generator:
@@ -227,6 +243,9 @@ def train(args: TrainArgs) -> dict:
         m.train()
         if precision == "bf16":
             m.to(memory_format=torch.channels_last)
+    frozen_bn = stage == "gan" and entry.recipe.get("generator_bn") == "frozen"
+    if frozen_bn:
+        freeze_batchnorm(_unwrap(modules["g"]))
 
     log_path = run_dir / "log.csv"
     if rank == 0 and log_path.exists():
@@ -359,6 +378,8 @@ def train(args: TrainArgs) -> dict:
             "precision": precision, "processes": world,
             "wall_time_h": round(result["wall_s"] / 3600, 2), "hardware": "; ".join(hw) or hardware(),
             "seed": args.seed, **last,
+            **({"generator_bn": "frozen during GAN fine-tuning (running statistics of the pretrained "
+                                "generator; affine weights trained)"} if frozen_bn else {}),
         }
         export(args.model, net, card)
         result["exported"] = str(zoo.weights_dir() / args.model)

@@ -65,6 +65,25 @@ def test_pretrain_resume_and_export(tiny_zoo, hpa_folder, tmp_path):
     zoo.load("srgan-improved")
 
 
+def test_gan_stage_freezes_generator_batchnorm(tiny_zoo, hpa_folder, tmp_path):
+    """srgan's recipe fine-tunes with frozen BatchNorm: running statistics stay those of the
+    initial generator (validation included), the affine weights still learn."""
+    from safetensors.torch import load_file
+
+    reg, weights = tiny_zoo
+    assert zoo.get_entry("srgan").recipe["generator_bn"] == "frozen"
+    init = tmp_path / "init"
+    shutil.copytree(weights / "srgan", init)
+    before = load_file(str(init / "model.safetensors"))
+    train(_args(tmp_path, hpa_folder, model="srgan", steps=4, init=str(init), lr=1e-2))
+    after = load_file(str(weights / "srgan" / "model.safetensors"))
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    affine = [k.rsplit(".", 1)[0] + ".weight" for k in stats if k.endswith("running_mean")]
+    assert stats and all(np.array_equal(before[k], after[k]) for k in stats)
+    assert any(not np.array_equal(before[k], after[k]) for k in affine)
+    assert "frozen" in zoo.get_entry("srgan").card["generator_bn"]
+
+
 def test_featurenet_stage(tiny_zoo, hpa_folder, tmp_path):
     r = train(_args(tmp_path, hpa_folder, model="msrgan-vgg", steps=4, export=False))
     assert r["finished"]
