@@ -103,7 +103,7 @@ def _cmd_train(args) -> int:
                       patch=args.patch, lr=args.lr, precision=args.precision, seed=args.seed,
                       log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every,
                       threads=args.threads, init=args.init, decay_from=args.decay_from,
-                      max_minutes=args.max_minutes,
+                      max_minutes=args.max_minutes, recipe=args.recipe,
                       export=not args.no_export)
     print(json.dumps(train(targs)))
     return 0
@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cosine learning-rate decay from this step to 1%% at --steps (default: constant)")
     t.add_argument("--max-minutes", type=float, default=None, help="checkpoint and stop after this long")
     t.add_argument("--no-export", action="store_true", help="do not write weights/<model> at the end")
+    t.add_argument("--recipe", type=json.loads, default=None,
+                   help='JSON overrides of the registry recipe for an experiment, e.g. '
+                        '\'{"discriminator": {"head": "gap"}}\' (needs --no-export)')
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="PSNR/SSIM/time table on a folder of HR images")

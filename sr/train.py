@@ -68,6 +68,15 @@ class TrainArgs:
     max_minutes: float | None = None
     export: bool = True
     val_fraction: float = 0.1
+    recipe: dict | None = None  # overrides of the registry recipe, for experiments (no export)
+
+
+def merge_recipe(base: dict, override: dict | None) -> dict:
+    """The registry recipe with ``override`` applied (nested dicts such as the discriminator merged)."""
+    out = dict(base)
+    for k, v in (override or {}).items():
+        out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def hardware() -> str:
@@ -173,9 +182,8 @@ def freeze_batchnorm(net: torch.nn.Module) -> int:
     return n
 
 
-def _init_generator(entry: zoo.ModelEntry, init: str | None) -> Generator:
+def _init_generator(entry: zoo.ModelEntry, source: str | None) -> Generator:
     g = Generator(**entry.arch)
-    source = init or entry.recipe.get("init")
     if source is None:
         return g
     if Path(source).is_dir():
@@ -194,7 +202,10 @@ def train(args: TrainArgs) -> dict:
     entry = zoo.get_entry(args.model)
     if not entry.learned:
         raise SystemExit(f"{args.model} is a non-learned baseline; nothing to train")
-    stage = entry.recipe["stage"]
+    if args.recipe and args.export:
+        raise SystemExit("recipe overrides are for experiments: add --no-export (or change the recipe in the registry)")
+    recipe = merge_recipe(entry.recipe, args.recipe)
+    stage = recipe["stage"]
     precision = runtime.resolve_precision(args.precision)
     lr_rate = args.lr or DEFAULT_LR[stage]
     run_dir = Path(args.out) / args.model
@@ -221,16 +232,16 @@ def train(args: TrainArgs) -> dict:
         optimizers["net"] = torch.optim.Adam(net.parameters(), lr=lr_rate)
         val_batch = data.PatchSampler(val_planes, patch=args.patch).sample(np.random.default_rng(1234), 256)
     else:
-        g = _init_generator(entry, args.init) if not checkpoint.exists(run_dir) else Generator(**entry.arch)
+        g = _init_generator(entry, args.init or recipe.get("init")) if not checkpoint.exists(run_dir) else Generator(**entry.arch)
         modules["g"] = _ddp(g, world)
         optimizers["g"] = torch.optim.Adam(g.parameters(), lr=lr_rate, betas=(0.9, 0.999))
         if stage == "gan":
-            dcfg = dict(entry.recipe["discriminator"])
+            dcfg = dict(recipe["discriminator"])
             dcfg["patch_size"] = args.patch
             d = Discriminator(in_channels=entry.arch["out_channels"], **dcfg)
             modules["d"] = _ddp(d, world)
             optimizers["d"] = torch.optim.Adam(d.parameters(), lr=lr_rate, betas=(0.9, 0.999))
-            spec = entry.recipe.get("content", "mse")
+            spec = recipe.get("content", "mse")
             fnet = zoo.load(spec.split(":", 1)[1]) if spec.startswith("featurenet:") else None
             content = ContentLoss(spec, fnet)
 
@@ -243,7 +254,7 @@ def train(args: TrainArgs) -> dict:
         m.train()
         if precision == "bf16":
             m.to(memory_format=torch.channels_last)
-    frozen_bn = stage == "gan" and entry.recipe.get("generator_bn") == "frozen"
+    frozen_bn = stage == "gan" and recipe.get("generator_bn") == "frozen"
     if frozen_bn:
         freeze_batchnorm(_unwrap(modules["g"]))
 
@@ -300,7 +311,7 @@ def train(args: TrainArgs) -> dict:
             optimizers["g"].step()
             logs = {"loss": loss.item(), "loss_pix": loss.item()}
         else:
-            r = entry.recipe
+            r = recipe
             with runtime.autocast(precision):
                 sr_t = modules["g"](lr_t)
                 d_real = modules["d"](hr_t)

@@ -84,6 +84,23 @@ def test_gan_stage_freezes_generator_batchnorm(tiny_zoo, hpa_folder, tmp_path):
     assert "frozen" in zoo.get_entry("srgan").card["generator_bn"]
 
 
+def test_recipe_override_for_experiments(tiny_zoo, hpa_folder, tmp_path):
+    from sr.train import merge_recipe
+
+    base = zoo.get_entry("srgan").recipe
+    r = merge_recipe(base, {"discriminator": {"head": "gap"}, "adv_weight": 0.0})
+    assert r["discriminator"] == {**base["discriminator"], "head": "gap"} and r["adv_weight"] == 0.0
+    assert base["discriminator"]["head"] == "dense"  # the registry entry is not touched
+    with pytest.raises(SystemExit, match="no-export"):  # weights must never disagree with their card
+        train(_args(tmp_path, hpa_folder, model="srgan", steps=2, recipe={"adv_weight": 0.0}))
+    _, weights = tiny_zoo
+    res = train(_args(tmp_path, hpa_folder, model="srgan", steps=2, init=str(weights / "srgan"),
+                      recipe={"discriminator": {"head": "gap"}}, export=False))
+    assert res["finished"] and "exported" not in res
+    state = json.loads((tmp_path / "runs" / "srgan" / "state.json").read_text())
+    assert state["info"]["args"]["recipe"] == {"discriminator": {"head": "gap"}}
+
+
 def test_featurenet_stage(tiny_zoo, hpa_folder, tmp_path):
     r = train(_args(tmp_path, hpa_folder, model="msrgan-vgg", steps=4, export=False))
     assert r["finished"]
