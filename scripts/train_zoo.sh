@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train the whole zoo in dependency order on the HPA train split (resumable: rerun to continue).
-# Usage: scripts/train_zoo.sh [DATA_DIR]   (logs: runs/train_zoo.<chain>.log)
+# Usage: scripts/train_zoo.sh [DATA_DIR]   (logs: runs/train_zoo.<chain>.log; each run's CSV -> docs/training/<id>.csv)
 # Step counts are set for a 2-core CPU budget; raise them with e.g. PRETRAIN_STEPS=6000.
 # Learning rate: constant, then cosine decay to 1% from *_DECAY_FROM (default: half-way).
 # PARALLEL=1 runs the two independent chains (improved / baseline) side by side, one thread each:
@@ -27,7 +27,11 @@ LITE_DECAY_FROM=${LITE_DECAY_FROM:-$((LITE_STEPS / 2))}
 PARALLEL=${PARALLEL:-0}
 if [ "$PARALLEL" = 1 ]; then THREADS=${THREADS:-1}; fi
 mkdir -p runs
-run() { echo "== $(date -u +%FT%TZ) $*" ; (cd "$SNAP" && python -m sr train --data "$DATA" --out "$ROOT/runs" ${THREADS:+--threads "$THREADS"} "$@"); }
+run() {  # run --model ID ...: train, then copy the run's log next to the docs
+  echo "== $(date -u +%FT%TZ) $*"
+  (cd "$SNAP" && python -m sr train --data "$DATA" --out "$ROOT/runs" ${THREADS:+--threads "$THREADS"} "$@")
+  cp "$ROOT/runs/$2/log.csv" "$ROOT/docs/training/$2.csv"
+}
 improved() {
   run --model srresnet-improved --steps "$PRETRAIN_STEPS" --decay-from "$PRETRAIN_DECAY_FROM"
   run --model srgan-improved --steps "$GAN_STEPS" --decay-from "$GAN_DECAY_FROM" --val-every 100
