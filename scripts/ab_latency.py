@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +18,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sr import zoo  # noqa: E402
+from sr.bench import _time  # noqa: E402  (warm-up, then the median of N runs)
 from sr.api import upscale  # noqa: E402
 from sr.runtime import optimize_for_inference, resolve_precision  # noqa: E402
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1e3
 
 
 def main() -> int:
@@ -47,8 +37,8 @@ def main() -> int:
     label = f"fast-{precision}-{getattr(fast, 'backend', 'torch')}"
     ratios = []
     for r in range(a.rounds):
-        base = _median_ms(lambda: upscale(img, plain, tile=None, precision="fp32"), a.repeats)
-        opt = _median_ms(lambda: upscale(img, fast, tile=None, precision=precision), a.repeats)
+        base = _time(lambda: upscale(img, plain, tile=None, precision="fp32"), a.repeats)["median_ms"]
+        opt = _time(lambda: upscale(img, fast, tile=None, precision=precision), a.repeats)["median_ms"]
         ratios.append(base / opt)
         print(f"round {r + 1}: {a.model} {a.side}->{4 * a.side} fp32-eager {base:.1f} ms, "
               f"{label} {opt:.1f} ms, ratio {base / opt:.2f}x", flush=True)

@@ -6,12 +6,7 @@
 # Runs both in parallel, one thread each (about 15 min on 2 cores). Resumable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-SNAP=$(mktemp -d /tmp/sr_ablation_snapshot.XXXX)
-cp -r sr "$SNAP/"
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} SR_WEIGHTS_DIR="$ROOT/weights" SR_REGISTRY="$ROOT/sr/zoo.json" PYTHONPATH="$SNAP"
-DATA=${1:-../shared/data/hpa/sanch7_kaggle2018_singlechannel/train_sample}
-case "$DATA" in /*) ;; *) DATA="$(pwd)/$DATA" ;; esac
+source scripts/train_env.sh "$@"
 STEPS=${GAN_STEPS:-400}
 OUT="$ROOT/runs/ablation"
 mkdir -p "$OUT"
@@ -26,11 +21,10 @@ cp "$OUT/baseline-G_gap-D/srgan/log.csv" docs/training/ablation-baseline-G_gap-D
 cp "$OUT/improved-G_dense-D/srgan-improved/log.csv" docs/training/ablation-improved-G_dense-D.csv
 python - <<'PY'
 import csv
-def last_val(path):
+def validations(path):  # "PSNR / SSIM" of every validation row of a training log
     with open(path, encoding="utf-8") as f:
-        r = [r for r in csv.DictReader(f) if r.get("val_psnr")][-1]
-    return f"{float(r['val_psnr']):.2f} / {float(r['val_ssim']):.3f}"
-B, I = last_val("docs/training/srresnet.csv"), last_val("docs/training/srresnet-improved.csv")
+        return [f"{float(r['val_psnr']):.2f} / {float(r['val_ssim']):.3f}" for r in csv.DictReader(f) if r.get("val_psnr")]
+B, I = validations("docs/training/srresnet.csv")[-1], validations("docs/training/srresnet-improved.csv")[-1]
 rows = [("baseline G (BN frozen, pixel shuffle) + dense D  [zoo srgan]", "docs/training/srgan.csv", B),
         ("baseline G (BN frozen, pixel shuffle) + GAP D", "docs/training/ablation-baseline-G_gap-D.csv", B),
         ("improved G (no BN, nearest+conv) + dense D", "docs/training/ablation-improved-G_dense-D.csv", I),
@@ -42,9 +36,7 @@ out = ["# GAN ablation: generator vs discriminator head", "",
        "| generator + discriminator | start (pretrained) | val PSNR / SSIM after GAN steps 100, 200, 300, 400 |",
        "|---|---|---|"]
 for name, path, start in rows:
-    with open(path, encoding="utf-8") as f:
-        vals = [r for r in csv.DictReader(f) if r.get("val_psnr")]
-    out.append(f"| {name} | {start} | " + ", ".join(f"{float(r['val_psnr']):.2f} / {float(r['val_ssim']):.3f}" for r in vals) + " |")
+    out.append(f"| {name} | {start} | " + ", ".join(validations(path)) + " |")
 open("docs/training/gan_ablation.md", "w", encoding="utf-8").write("\n".join(out) + "\n")
 print("\n".join(out))
 PY

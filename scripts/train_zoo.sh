@@ -8,15 +8,7 @@
 # THREADS=1 helps when other work shares the cores (OpenMP barriers suffer from oversubscription).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Run from a snapshot of the package so that editing the checkout cannot break a long run;
-# weights, registry pins and run folders still go to this checkout.
-ROOT=$(pwd)
-SNAP=$(mktemp -d /tmp/sr_train_snapshot.XXXX)
-cp -r sr "$SNAP/"
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # no spin-waiting when cores are shared
-export SR_WEIGHTS_DIR="$ROOT/weights" SR_REGISTRY="$ROOT/sr/zoo.json" PYTHONPATH="$SNAP"
-DATA=${1:-../shared/data/hpa/sanch7_kaggle2018_singlechannel/train_sample}
-case "$DATA" in /*) ;; *) DATA="$(pwd)/$DATA" ;; esac
+source scripts/train_env.sh "$@"
 FEAT_STEPS=${FEAT_STEPS:-1500}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2200}
 GAN_STEPS=${GAN_STEPS:-400}

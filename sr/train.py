@@ -167,19 +167,16 @@ LOG_FIELDS = ["step", "wall_s", "lr", "loss", "loss_pix", "loss_content", "loss_
               "d_real", "d_fake", "acc", "val_psnr", "val_ssim", "val_acc"]
 
 
-def freeze_batchnorm(net: torch.nn.Module) -> int:
+def freeze_batchnorm(net: torch.nn.Module) -> None:
     """Put every BatchNorm layer of ``net`` in eval mode: normalise with the running statistics
     of the previous stage and stop updating them (the affine weights still train).
 
     GAN fine-tuning of a batch-norm generator otherwise drifts the running statistics away
     from what the batch statistics were during the update, and the eval-mode output swings
-    by several dB from one validation to the next. Returns the number of layers frozen."""
-    n = 0
+    by several dB from one validation to the next."""
     for m in net.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
-            n += 1
-    return n
 
 
 def _init_generator(entry: zoo.ModelEntry, source: str | None) -> Generator:
