@@ -77,3 +77,18 @@ def load(folder: str | Path, modules: dict, optimizers: dict) -> dict:
         if name in meta["optimizers"]:
             _restore_optimizer(name, opt, opt_tensors, meta["optimizers"])
     return meta["info"]
+
+
+def has_module(folder: str | Path, name: str) -> bool:
+    """True when the checkpoint in ``folder`` holds tensors of module ``name``."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(folder) / "state.safetensors"), framework="pt") as f:
+        return any(k.startswith(name + "::") for k in f.keys())
+
+
+def load_module(folder: str | Path, name: str, module: torch.nn.Module) -> None:
+    """Restore one module of a checkpoint (strictly)."""
+    tensors = load_file(str(Path(folder) / "state.safetensors"))
+    sd = {k.split("::", 1)[1]: v for k, v in tensors.items() if k.startswith(name + "::")}
+    module.load_state_dict(sd, strict=True)

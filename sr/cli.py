@@ -99,7 +99,10 @@ def _cmd_upscale(args) -> int:
 def _cmd_train(args) -> int:
     from .train import TrainArgs, train
 
-    targs = TrainArgs(model=args.model, data=args.data, steps=args.steps, out=args.out, batch=args.batch,
+    from .train import default_runs_dir
+
+    targs = TrainArgs(model=args.model, data=args.data, steps=args.steps, out=args.out or default_runs_dir(),
+                      batch=args.batch,
                       patch=args.patch, lr=args.lr, precision=args.precision, seed=args.seed,
                       log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every,
                       threads=args.threads, init=args.init, decay_from=args.decay_from,
@@ -160,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", required=True)
     t.add_argument("--data", required=True, help="folder of training images")
     t.add_argument("--steps", type=int, required=True, help="total steps (resumes if a run exists)")
-    t.add_argument("--out", default="runs")
+    t.add_argument("--out", default=None, help="run folder (default: SR_RUNS_DIR or ~/.cache/sr/runs)")
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--patch", type=int, default=96)
     t.add_argument("--lr", type=float, default=None)

@@ -14,22 +14,23 @@ registry.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import checkpoint, data, metrics, runtime, zoo
+from . import checkpoint, data, degrade, metrics, runtime, spectral, zoo
 from .arch import Discriminator, FeatureNet, Generator
-from .losses import ContentLoss, adversarial_d, adversarial_g
+from .losses import ContentLoss, adversarial_d, adversarial_g, d_probabilities, pixel_loss
 
 DEFAULT_LR = {"pretrain": 2e-4, "gan": 1e-4, "featurenet": 1e-3}
 FINAL_LR_FRACTION = 0.01
@@ -46,12 +47,18 @@ def lr_at(step: int, base: float, total: int, decay_from: int | None) -> float:
     return base * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def default_runs_dir() -> str:
+    """Run state lives outside the work tree (``SR_RUNS_DIR``, default ``~/.cache/sr/runs``),
+    so a new checkout resumes where the last one stopped."""
+    return os.environ.get("SR_RUNS_DIR") or str(Path.home() / ".cache" / "sr" / "runs")
+
+
 @dataclass
 class TrainArgs:
     model: str
     data: str
     steps: int
-    out: str = "runs"
+    out: str = field(default_factory=default_runs_dir)
     batch: int = 16
     patch: int = 96
     lr: float | None = None
@@ -60,8 +67,8 @@ class TrainArgs:
     log_every: int = 10
     val_every: int = 200
     ckpt_every: int = 50
-    val_images: int = 8
-    val_crop: int = 256
+    val_images: int | None = None  # None: every validation field
+    val_crop: int | None = None  # None: full fields
     threads: int | None = None
     init: str | None = None
     decay_from: int | None = None
@@ -114,27 +121,92 @@ def _unwrap(m):
 
 # ----------------------------------------------------------------------------- validation
 
+def _to_dtype(y: np.ndarray, like: np.ndarray) -> np.ndarray:
+    top = 255 if like.dtype == np.uint8 else 65535
+    return np.clip(np.rint(y * top), 0, top).astype(like.dtype)
+
+
+def _val_lr(p: data.Plane, crop: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(LR input, HR reference) of a validation plane: the full field, or a centre crop."""
+    if not crop:
+        return p.lr, p.hr_raw
+    hr = data.center_crop(p.hr_raw, crop)
+    h0 = (p.hr_raw.shape[0] - hr.shape[0]) // 2 // 4 * 4
+    w0 = (p.hr_raw.shape[1] - hr.shape[1]) // 2 // 4 * 4
+    return p.lr[h0 // 4:(h0 + hr.shape[0]) // 4, w0 // 4:(w0 + hr.shape[1]) // 4], hr
+
+
+def _grid_triple(lr: np.ndarray, out: np.ndarray, hr: np.ndarray, size: int = 256):
+    """The same centre window (at most ``size`` HR pixels) of LR, output and reference."""
+    h, w = hr.shape[:2]
+    size = min(size, h, w) // 4 * 4
+    y, x = (h - size) // 2 // 4 * 4, (w - size) // 2 // 4 * 4
+    return (lr[y // 4:(y + size) // 4, x // 4:(x + size) // 4], out[y:y + size, x:x + size],
+            hr[y:y + size, x:x + size])
+
+
+_BICUBIC_CACHE: dict = {}
+
+
+def _bicubic_scores(p: data.Plane, crop: int | None) -> tuple[float, float, float]:
+    """(PSNR, SSIM, HF spectral distance) of bicubic on a validation plane (cached)."""
+    key = (p.name, id(p.hr_raw), crop)
+    if key not in _BICUBIC_CACHE:
+        _, hr = _val_lr(p, crop)
+        lr8 = degrade.degrade(hr)
+        out = degrade.upscale_baseline(lr8, "bicubic")
+        _BICUBIC_CACHE[key] = (metrics.psnr(hr, out), metrics.ssim(hr, out), spectral.hf_lsd(hr, out))
+    return _BICUBIC_CACHE[key]
+
+
+def _mean_ci(v: list[float]) -> tuple[float, float]:
+    a = np.asarray(v, dtype=np.float64)
+    if len(a) < 2:
+        return float(a.mean()), float("nan")
+    return float(a.mean()), float(1.96 * a.std(ddof=1) / np.sqrt(len(a)))
+
+
 @torch.inference_mode()
-def validate_generator(g: torch.nn.Module, planes: list[data.Plane], precision: str, crop: int) -> dict:
-    """Mean PSNR/SSIM of ``g`` on centre crops of the validation planes (8/16-bit metrics)."""
+def validate_generator(g: torch.nn.Module, planes: list[data.Plane], precision: str,
+                       crop: int | None = None) -> dict:
+    """Validation of ``g`` on every validation plane (full fields unless ``crop``).
+
+    Scored as a paired difference to bicubic on the same planes (mean and 95% CI half-width),
+    plus the high-frequency log-spectral distance to the reference (:mod:`sr.spectral`)."""
     modes = [(m, m.training) for m in g.modules()]  # per layer: frozen BatchNorm stays frozen
     g.eval()
-    ps, ss, outs = [], [], []
+    ps, ss, dps, dss, lsd, outs = [], [], [], [], [], []
     for p in planes:
-        hr = data.center_crop(p.hr_raw, crop)
-        h0 = (p.hr_raw.shape[0] - hr.shape[0]) // 2 // 4 * 4
-        w0 = (p.hr_raw.shape[1] - hr.shape[1]) // 2 // 4 * 4
-        lr = p.lr[h0 // 4:(h0 + hr.shape[0]) // 4, w0 // 4:(w0 + hr.shape[1]) // 4]
+        lr, hr = _val_lr(p, crop)
         with runtime.autocast(precision):
             y = g(torch.from_numpy(np.ascontiguousarray(lr))[None, None]).float()[0, 0].numpy()
-        top = 255 if hr.dtype == np.uint8 else 65535
-        out = np.clip(np.rint(y * top), 0, top).astype(hr.dtype)
+        out = _to_dtype(y, hr)
+        b_psnr, b_ssim, _ = _bicubic_scores(p, crop)
         ps.append(metrics.psnr(hr, out))
         ss.append(metrics.ssim(hr, out))
-        outs.append((lr, out, hr))
+        dps.append(ps[-1] - b_psnr)
+        dss.append(ss[-1] - b_ssim)
+        lsd.append(spectral.hf_lsd(hr, out))
+        if len(outs) < 3:
+            outs.append(_grid_triple(lr, out, hr))
     for m, mode in modes:
         m.training = mode
-    return {"val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss)), "_images": outs}
+    dp, dp_ci = _mean_ci(dps)
+    ds, ds_ci = _mean_ci(dss)
+    return {"val_psnr": float(np.mean(ps)), "val_ssim": float(np.mean(ss)),
+            "val_dpsnr": dp, "val_dpsnr_ci": dp_ci, "val_dssim": ds, "val_dssim_ci": ds_ci,
+            "val_lsd": float(np.mean(lsd)), "_images": outs}
+
+
+def selection_score(select: str, v: dict, min_dpsnr: float = 0.0) -> float:
+    """Higher is better. ``psnr``: paired PSNR gain over bicubic. ``lsd``: closest high-frequency
+    spectrum to the reference among checks whose PSNR gain is at least ``min_dpsnr`` (others
+    rank below, by PSNR gain)."""
+    if select == "psnr":
+        return v["val_dpsnr"]
+    if select == "lsd":
+        return -v["val_lsd"] if v["val_dpsnr"] >= min_dpsnr else -1000.0 + v["val_dpsnr"]
+    raise ValueError(f"unknown selection criterion {select!r} (psnr | lsd)")
 
 
 def save_grid(path: Path, triples, n: int = 3) -> None:
@@ -164,7 +236,17 @@ def validate_featurenet(net: torch.nn.Module, batch) -> dict:
 # ----------------------------------------------------------------------------- training
 
 LOG_FIELDS = ["step", "wall_s", "lr", "loss", "loss_pix", "loss_content", "loss_adv", "loss_d",
-              "d_real", "d_fake", "acc", "val_psnr", "val_ssim", "val_acc"]
+              "d_real", "d_fake", "adv_share", "acc", "val_psnr", "val_ssim", "val_dpsnr", "val_dpsnr_ci",
+              "val_dssim", "val_dssim_ci", "val_lsd", "val_acc"]
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """Exponential moving average of the parameters; buffers (BN statistics) are copied."""
+    for pe, p in zip(ema.parameters(), net.parameters()):
+        pe.lerp_(p.detach(), 1.0 - decay)
+    for be, b in zip(ema.buffers(), net.buffers()):
+        be.copy_(b)
 
 
 def freeze_batchnorm(net: torch.nn.Module) -> None:
@@ -216,8 +298,8 @@ def train(args: TrainArgs) -> dict:
     if not train_planes:
         raise SystemExit(f"no training images of at least {args.patch}px under {args.data}")
     if not val_planes:  # tiny data sets: validate on a few training images, and say so
-        val_planes = train_planes[: max(1, args.val_images)]
-    val_planes = val_planes[: args.val_images]
+        val_planes = train_planes[: max(1, args.val_images or 8)]
+    val_planes = val_planes[: args.val_images] if args.val_images else val_planes
     sampler = data.PatchSampler(train_planes, patch=args.patch)
 
     modules: dict = {}
@@ -241,12 +323,23 @@ def train(args: TrainArgs) -> dict:
             spec = recipe.get("content", "mse")
             fnet = zoo.load(spec.split(":", 1)[1]) if spec.startswith("featurenet:") else None
             content = ContentLoss(spec, fnet)
+    pix_kind = recipe.get("pixel_loss", "mse")
+    gan_kind = recipe.get("gan_loss", "bce")
+    ema_decay = recipe.get("ema")
+    select = recipe.get("select", "lsd" if stage == "gan" else "psnr")
 
     info = {"step": 0, "wall_s": 0.0}
     if checkpoint.exists(run_dir):
         info = checkpoint.load(run_dir, modules, optimizers)
         if rank == 0:
             print(f"resumed {args.model} at step {info['step']} ({info['wall_s'] / 60:.1f} min so far)", flush=True)
+    ema = None
+    if ema_decay and stage != "featurenet":
+        ema = copy.deepcopy(_unwrap(modules["g"])).requires_grad_(False)
+        if checkpoint.exists(run_dir) and checkpoint.has_module(run_dir, "ema"):
+            checkpoint.load_module(run_dir, "ema", ema)
+        modules["ema"] = ema
+    best = _read_best(run_dir)
     for m in modules.values():
         m.train()
         if precision == "bf16":
@@ -302,7 +395,7 @@ def train(args: TrainArgs) -> dict:
         elif stage == "pretrain":
             with runtime.autocast(precision):
                 sr_t = modules["g"](lr_t)
-            loss = F.mse_loss(sr_t.float(), hr_t)
+            loss = pixel_loss(pix_kind, sr_t, hr_t)
             optimizers["g"].zero_grad(set_to_none=True)
             loss.backward()
             optimizers["g"].step()
@@ -313,7 +406,7 @@ def train(args: TrainArgs) -> dict:
                 sr_t = modules["g"](lr_t)
                 d_real = modules["d"](hr_t)
                 d_fake = modules["d"](sr_t.detach())
-            loss_d = adversarial_d(d_real, d_fake)
+            loss_d = adversarial_d(d_real, d_fake, gan_kind)
             optimizers["d"].zero_grad(set_to_none=True)
             loss_d.backward()
             optimizers["d"].step()
@@ -323,16 +416,19 @@ def train(args: TrainArgs) -> dict:
                 g_fake = d_plain(sr_t)
                 loss_c = content(sr_t, hr_t) if r.get("content_weight", 0) > 0 else torch.zeros(())
             d_plain.requires_grad_(True)
-            loss_pix = F.mse_loss(sr_t.float(), hr_t)
-            loss_adv = adversarial_g(g_fake)
-            loss = r["pixel_weight"] * loss_pix + r.get("content_weight", 0) * loss_c + r["adv_weight"] * loss_adv
+            loss_pix = pixel_loss(pix_kind, sr_t, hr_t)
+            loss_adv = adversarial_g(g_fake, d_real, gan_kind)
+            adv_term = r["adv_weight"] * loss_adv
+            loss = r["pixel_weight"] * loss_pix + r.get("content_weight", 0) * loss_c + adv_term
             optimizers["g"].zero_grad(set_to_none=True)
             loss.backward()
             optimizers["g"].step()
+            p_real, p_fake = d_probabilities(d_real, d_fake, gan_kind)
             logs = {"loss": loss.item(), "loss_pix": loss_pix.item(), "loss_content": float(loss_c),
-                    "loss_adv": loss_adv.item(), "loss_d": loss_d.item(),
-                    "d_real": torch.sigmoid(d_real.float()).mean().item(),
-                    "d_fake": torch.sigmoid(d_fake.float()).mean().item()}
+                    "loss_adv": loss_adv.item(), "loss_d": loss_d.item(), "d_real": p_real, "d_fake": p_fake,
+                    "adv_share": adv_term.item() / max(loss.item(), 1e-12)}
+        if ema is not None:
+            ema_update(ema, _unwrap(modules["g"]), ema_decay)
         if not all(math.isfinite(v) for v in logs.values()):
             raise FloatingPointError(f"non-finite loss at step {step}: {logs}")
         step += 1
@@ -350,9 +446,15 @@ def train(args: TrainArgs) -> dict:
             if stage == "featurenet":
                 row.update(validate_featurenet(_unwrap(modules["net"]), val_batch))
             else:
-                v = validate_generator(_unwrap(modules["g"]), val_planes, precision, args.val_crop)
+                gv = ema if ema is not None else _unwrap(modules["g"])
+                v = validate_generator(gv, val_planes, precision, args.val_crop)
                 save_grid(run_dir / f"val_{step:06d}.png", v.pop("_images"))
                 row.update({k: round(x, 4) for k, x in v.items()})
+                score = selection_score(select, v, recipe.get("select_min_dpsnr", 0.0))
+                if best is None or score > best["score"]:
+                    best = {"step": step, "score": score, "criterion": select,
+                            **{k: round(x, 4) for k, x in v.items()}}
+                    _write_best(run_dir, gv, best)
             bar.set_postfix({k: row[k] for k in row if k.startswith("val_")})
         if writer and row:
             writer.writerow(row)
@@ -377,6 +479,17 @@ def train(args: TrainArgs) -> dict:
         net = _unwrap(modules["net"] if stage == "featurenet" else modules["g"])
         net = net.to(memory_format=torch.contiguous_format)
         last = _last_validation(log_path)
+        chosen: dict = {}
+        if stage != "featurenet" and best is not None:
+            net = _load_best(run_dir, entry)
+            last = {k: best[k] for k in ("val_psnr", "val_ssim", "val_dpsnr", "val_dpsnr_ci",
+                                          "val_dssim", "val_lsd") if k in best}
+            chosen = {"selected_step": best["step"],
+                      "selection": _SELECTION_TEXT[best["criterion"]],
+                      **({"ema": ema_decay} if ema_decay else {})}
+        init_id = args.init or recipe.get("init")
+        if stage == "gan" and init_id and not Path(init_id).is_dir():
+            chosen["init_sha256"] = zoo.get_entry(init_id).sha256
         card = {
             "training_data": f"{_data_label(args.data)} (train split: {len(train_s)} files, "
                              f"{len(val_s)} validation files held out by field id)",
@@ -385,7 +498,8 @@ def train(args: TrainArgs) -> dict:
                             if args.decay_from is not None else "constant"),
             "precision": precision, "processes": world,
             "wall_time_h": round(result["wall_s"] / 3600, 2), "hardware": "; ".join(hw) or hardware(),
-            "seed": args.seed, **last,
+            "seed": args.seed, **last, **chosen,
+            "recipe": {k: v for k, v in recipe.items() if k not in ("stage",)},
             **({"generator_bn": "frozen during GAN fine-tuning (running statistics of the pretrained "
                                 "generator; affine weights trained)"} if frozen_bn else {}),
         }
@@ -402,6 +516,39 @@ def train(args: TrainArgs) -> dict:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return result
+
+
+_SELECTION_TEXT = {
+    "psnr": "highest paired PSNR gain over bicubic on the validation fields",
+    "lsd": "closest high-frequency spectrum to the reference (log-spectral distance) among "
+           "validation checks with a PSNR gain over bicubic",
+}
+BEST_WEIGHTS = "best.safetensors"
+
+
+def _read_best(run_dir: Path) -> dict | None:
+    f = run_dir / "best.json"
+    if f.is_file() and (run_dir / BEST_WEIGHTS).is_file():
+        return json.loads(f.read_text(encoding="utf-8"))
+    return None
+
+
+def _write_best(run_dir: Path, net: torch.nn.Module, best: dict) -> None:
+    from safetensors.torch import save_file
+
+    sd = {k: v.detach().contiguous().clone() for k, v in _unwrap(net).state_dict().items()}
+    save_file(sd, str(run_dir / (BEST_WEIGHTS + ".tmp")))
+    (run_dir / "best.json.tmp").write_text(json.dumps(best, indent=1), encoding="utf-8")
+    os.replace(run_dir / (BEST_WEIGHTS + ".tmp"), run_dir / BEST_WEIGHTS)
+    os.replace(run_dir / "best.json.tmp", run_dir / "best.json")
+
+
+def _load_best(run_dir: Path, entry) -> Generator:
+    from safetensors.torch import load_model
+
+    g = Generator(**entry.arch)
+    load_model(g, str(run_dir / BEST_WEIGHTS), strict=True)
+    return g.eval()
 
 
 def _data_label(path: str) -> str:
