@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sr import zoo  # noqa: E402
 from sr.bench import _time  # noqa: E402  (warm-up, then the median of N runs)

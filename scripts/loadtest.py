@@ -129,8 +129,7 @@ def prepare(root: Path, real_zoo: bool) -> tuple[dict, list[Path], Path, str]:
 
     env = dict(os.environ)
     if not real_zoo:
-        sys.path.insert(0, str(REPO / "tests"))
-        from conftest import make_tiny_zoo
+        from sr.testing import make_tiny_zoo
 
         reg, weights = make_tiny_zoo(root / "zoo")
         env.update(SR_REGISTRY=str(reg), SR_WEIGHTS_DIR=str(weights))
@@ -457,7 +456,6 @@ def main(argv=None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (server log, votes)")
     a = p.parse_args(argv)
 
-    sys.path.insert(0, str(REPO))
     root = Path(tempfile.mkdtemp(prefix="sr_loadtest_"))
     server = None
     try:

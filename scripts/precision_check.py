@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from sr.tables import markdown_table  # noqa: E402
-from sr.train import TrainArgs, hardware, train  # noqa: E402
+from sr.runtime import hardware  # noqa: E402
+from sr.train import TrainArgs, train  # noqa: E402
 
 
 def _log(run_dir: Path) -> list[dict]:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .settings import settings
 from . import zoo
 from .tables import command_line, markdown_table
 
@@ -163,10 +164,10 @@ def _load() -> float | None:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
-APP_MODELS = ("bicubic", "srgan", "srgan-improved")  # the app's default comparison
 
 
-def bench_compare(model_ids=APP_MODELS, side: int = 128, repeats: int = 5) -> dict:
+def bench_compare(model_ids=None, side: int = 128, repeats: int = 5) -> dict:
+    model_ids = tuple(zoo.with_role("app-default")) if model_ids is None else model_ids
     """The app's comparison: every model in turn on one ``side`` x ``side`` grey image."""
     from .api import upscale
     from .runtime import optimize_for_inference
@@ -240,17 +241,17 @@ def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> 
 
 def machine() -> dict:
     from .runtime import cpu_has_bf16, resolve_backend
-    from .train import hardware
+    from .runtime import hardware
 
     return {"hardware": hardware(), "platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "cpu_bf16": cpu_has_bf16(), "threads": torch.get_num_threads(),
             "cpus": os.cpu_count(), "load_avg_1min": _load(),
-            "backend": resolve_backend(), "compile": os.environ.get("SR_COMPILE", "0") == "1"}
+            "backend": resolve_backend(), "compile": settings().compile}
 
 
 def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) -> dict:
     entries = [zoo.get_entry(m) for m in models] if models else [
-        e for e in zoo.entries() if e.kind in ("baseline", "generator") and e.id != "nearest"]
+        e for e in zoo.entries() if e.upscales and e.id != "nearest"]
     sizes = [128] if quick else [128, 256]
     channels = [1] if quick else [1, 3]
     info = machine()
@@ -266,14 +267,14 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
     ids = [e.id for e in entries]
     if not quick:
         for e in entries:
-            if e.kind == "generator" and e.id in ("srgan-improved", "srgan-lite"):
+            if e.kind == "generator" and ("cli-default" in e.roles or "live" in e.roles):
                 print(f"bench tiled {e.id} 2048x2048 ...", flush=True)
                 tiled.append(bench_tiled(e))
         for e in entries:
-            if e.kind == "generator" and e.id in ("srgan-improved", "srgan-lite"):
+            if e.kind == "generator" and ("cli-default" in e.roles or "live" in e.roles):
                 print(f"bench ablation {e.id} ...", flush=True)
                 ablation += bench_ablation(e, repeats=repeats)
-    if all(m in ids for m in APP_MODELS):
+    if all(m in ids for m in zoo.with_role("app-default")):
         print("bench the app's comparison ...", flush=True)
         compare.append(bench_compare(repeats=repeats))
     info["load_avg_1min_end"] = _load()

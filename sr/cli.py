@@ -76,8 +76,9 @@ def _replace_between_markers(path: Path, name: str, text: str) -> None:
 def _cmd_upscale(args) -> int:
     from . import api, imio, zoo
 
+    args.model = args.model or (zoo.with_role("cli-default") or ["bicubic"])[0]
     entry = zoo.get_entry(args.model)
-    if entry.kind not in ("baseline", "generator"):
+    if not entry.upscales:
         raise zoo.ZooError(f"model {args.model!r} is a {entry.kind}, not a super-resolution model")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("upscale", help="super-resolve image files 4x")
     u.add_argument("inputs", nargs="+")
-    u.add_argument("--model", default="srgan-improved")
+    u.add_argument("--model", default=None, help="zoo id (default: the registry's cli-default model)")
     u.add_argument("--out", default="sr_out")
     u.add_argument("--tile", type=int, default=192, help="tile size in LR pixels (0: whole image)")
     u.add_argument("--overlap", type=int, default=None, help="tile margin (default: receptive field)")

@@ -161,7 +161,7 @@ def write_tables(rows: list[dict], out_dir: Path, name: str, title: str, command
 def cli(args) -> int:
 
     from .runtime import resolve_precision
-    from .train import hardware
+    from .runtime import hardware
 
     models = args.models.split(",") if args.models else [e.id for e in zoo.super_resolvers()]
     if all(zoo.get_entry(m).kind == "featurenet" for m in models):
@@ -251,11 +251,12 @@ def paper_figure(image: str | Path, models: list[str], rois: list[tuple[int, int
     side by side (LR input, each model, HR), built with the app's own comparison figure."""
     from PIL import Image
 
-    from . import app_logic
+    from .app import comparison, roi, workspace
+    from .app.config import MODE_HR
 
-    state = app_logic.run_comparison(str(image), app_logic.MODE_HR, models)
+    state = comparison.run_comparison(str(image), MODE_HR, models)
     try:
-        parts = [Image.open(app_logic.roi_views(state, x, y, s)["figure"]).convert("RGB") for x, y, s in rois]
+        parts = [Image.open(roi.roi_views(state, x, y, s)["figure"]).convert("RGB") for x, y, s in rois]
         fig = Image.new("RGB", (max(p.width for p in parts), sum(p.height for p in parts)), "white")
         y0 = 0
         for p in parts:
@@ -264,5 +265,5 @@ def paper_figure(image: str | Path, models: list[str], rois: list[tuple[int, int
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.save(out)
     finally:
-        app_logic.cleanup_state(state)
+        workspace.cleanup_state(state)
     return out

@@ -36,7 +36,9 @@ class ImageError(ValueError):
 
 def max_pixels() -> int:
     """Input pixel limit (H*W), from ``SR_MAX_PIXELS``; default 16 megapixels (4096x4096)."""
-    return int(os.environ.get("SR_MAX_PIXELS", 4096 * 4096))
+    from .settings import settings
+
+    return settings().max_pixels
 
 
 @dataclass

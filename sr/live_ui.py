@@ -16,43 +16,41 @@ without a browser.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 
-from .ui_errors import user_errors
+from .app.errors import user_errors
+from .settings import settings
 from . import imio, zoo
 
 log = logging.getLogger(__name__)
 
-LIVE_PREFERRED = "srgan-lite"
 FPS_WINDOW = 20  # frames in the moving average
 STATE_TTL_S = 6 * 3600
 
 
 def live_side() -> int:
     """Long side (pixels) of the low-resolution frame the live model sees (``SR_LIVE_SIDE``)."""
-    return max(16, int(os.environ.get("SR_LIVE_SIDE", 128)))
+    return max(16, settings().live_side)
 
 
 def live_time_limit() -> int:
     """Seconds one webcam stream may run before it must be restarted (``SR_LIVE_TIME_LIMIT``)."""
-    return max(5, int(os.environ.get("SR_LIVE_TIME_LIMIT", 120)))
+    return max(5, settings().live_time_limit)
 
 
 def live_concurrency() -> int:
     """Webcam streams served at once (``SR_LIVE_CONCURRENCY``, default 2)."""
-    return max(1, int(os.environ.get("SR_LIVE_CONCURRENCY", 2)))
+    return max(1, settings().live_concurrency)
 
 
 def inference_concurrency() -> int:
     """Same setting as the app's other inference events (``SR_APP_CONCURRENCY``, default 1)."""
-    return max(1, int(os.environ.get("SR_APP_CONCURRENCY", 1)))
+    return max(1, settings().app_concurrency)
 
 
 # ---------------------------------------------------------------------------- models
@@ -76,12 +74,13 @@ def live_model() -> tuple[str, str]:
     generator, else ``bicubic``."""
     gens = [e for e in zoo.super_resolvers(available_only=True) if e.kind == "generator"]
     ids = [e.id for e in gens]
-    if LIVE_PREFERRED in ids:
-        return LIVE_PREFERRED, ""
+    preferred = (zoo.with_role("live") or ["srgan-lite"])[0]
+    if preferred in ids:
+        return preferred, ""
     if gens:
         best = min(gens, key=lambda e: relative_cost(e.arch))
-        return best.id, f"`{LIVE_PREFERRED}` is not trained yet: using the fastest trained model."
-    return "bicubic", f"`{LIVE_PREFERRED}` is not trained yet and no learned model is: using bicubic."
+        return best.id, f"`{preferred}` is not trained yet: using the fastest trained model."
+    return "bicubic", f"`{preferred}` is not trained yet and no learned model is: using bicubic."
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -151,7 +150,7 @@ def live_frame(frame, model_id: str | None, state: dict | None, side: int | None
     if not model_id:
         model_id, note = live_model()
     entry = zoo.get_entry(model_id)
-    if not entry.available or entry.kind not in ("baseline", "generator"):
+    if not entry.available or not entry.upscales:
         model_id, note = live_model()
         entry = zoo.get_entry(model_id)
     st = dict(state or {})
@@ -182,7 +181,7 @@ def live_frame(frame, model_id: str | None, state: dict | None, side: int | None
 # ---------------------------------------------------------------------------- video file
 
 def _tmp_root() -> Path:
-    return Path(os.environ.get("SR_APP_TMP") or Path(tempfile.gettempdir()) / "sr-app") / "live"
+    return settings().app_tmp_path / "live"
 
 
 def cleanup(state: dict | None) -> None:

@@ -21,36 +21,7 @@ the same function (exactly, up to float rounding) faster:
 * weights converted once to the compute dtype (bf16 weights beat autocast, which re-casts
   them every call), channels_last, called under ``inference_mode``.
 
-Why (interleaved A/B through ``sr.api.upscale`` on a loaded 2-core Xeon with AMX, so ratios
-only; ``python -m sr bench`` measures the same ablation on the machine it runs on): against
-the previous path (bf16 autocast + channels_last + BN folding) this path needs ~1.2x less CPU
-time for the improved SRGAN, ~1.6x less for SRGAN and srgan-lite; in fp32 the rewrites and
-channels_last alone make the improved SRGAN ~1.9x faster than the plain module. The x2 stages
-at output resolution were the costly part: a bf16 PReLU over 16 channels in channels_last is
-~10x slower per element than over 64, and the 1-channel 9x9 output conv is ~2x slower than its
-5x5 phase-space form.
-
-Measured and *not* used by default: ``torch.compile`` (inductor, with and without freezing:
-15-60 s of compile time per shape, and 10-15 % slower than this eager path here;
-``SR_COMPILE=1`` turns it on), TorchScript freeze + ``optimize_for_inference`` (no gain),
-oneDNN implicit bf16 for fp32 convolutions (``torch.backends.mkldnn.conv.fp32_precision``:
-2-3x slower), flushing denormals (no gain), and an exact "phase window" form of the
-nearest+conv stages (each output phase of a 3x3 conv on a nearest-x2 input reads a 2x2 window:
-4/9 of the multiply-adds), tried and removed: slower in both backends in an A/B here (about 10%
-with torch, about 2x with OpenVINO): interleaving the four windows costs more memory traffic
-than the saved multiply-adds.
-
-OpenVINO (in the requirements; used by default, ``SR_BACKEND=auto``, when it is installed;
-``SR_BACKEND=torch`` turns it off): it runs the same rewritten core, converted once per model
-(~5-10 s on first use, for any input size: the app warms its models up in the background) with
-bf16 inference precision. It needs ~1.6x less time than the torch path above for the improved
-SRGAN; ``python -m sr bench`` measures both in one run (ablation table), and the tests check
-both against fp32 (within 0.05 dB PSNR).
-
-On a machine shared with other work, GNU OpenMP's busy-waiting makes torch's multi-threaded
-runs several times slower (srgan-lite, 2 threads, back-to-back at the same load: ~10x slower
-with the default wait policy than with ``OMP_WAIT_POLICY=PASSIVE``, which must be in the
-environment *before* torch is imported).
+What was measured and why (and what was tried and not used): ``docs/runtime_notes.md``.
 
 ``SR_THREADS=N`` sets torch's intra-op threads when a fast model is built.
 """
@@ -59,12 +30,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +55,7 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(precision: str | None = None, device: str = "cpu") -> str:
-    precision = precision or os.environ.get("SR_PRECISION", "auto")
+    precision = precision or settings().precision
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
     if precision == "auto":
@@ -106,7 +78,7 @@ def dtype_of(precision: str) -> torch.dtype:
 
 def configure_threads() -> int:
     """Apply ``SR_THREADS`` (if set) to torch's intra-op thread pool; returns the count."""
-    n = os.environ.get("SR_THREADS")
+    n = settings().threads
     if n:
         n = int(n)
         if n < 1:
@@ -114,6 +86,23 @@ def configure_threads() -> int:
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+def hardware() -> str:
+    """CPU model, torch threads and version (recorded in model cards and benchmarks)."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
 
 
 # ---------------------------------------------------------------------------- exact rewrites
@@ -263,7 +252,7 @@ def _is_generator(model: nn.Module) -> bool:
 def resolve_backend(backend: str | None = None) -> str:
     """``SR_BACKEND``: ``auto`` (default: openvino when installed, as the requirements do, else
     torch), ``openvino`` or ``torch``."""
-    backend = backend or os.environ.get("SR_BACKEND", "auto")
+    backend = backend or settings().backend
     if backend not in BACKENDS:
         raise ValueError(f"SR_BACKEND={backend!r} is not one of {BACKENDS}")
     if backend == "auto":
@@ -289,7 +278,7 @@ def optimize_for_inference(model: torch.nn.Module, precision: str = "auto",
         fast = FastGenerator(model, precision)
         if resolve_backend(backend) == "openvino":
             fast = _openvino_core(fast) or fast
-        elif os.environ.get("SR_COMPILE", "0") == "1":
+        elif settings().compile:
             fast.core = torch.compile(fast.core, dynamic=False)
     else:
         fast = fold_batchnorm(copy.deepcopy(model).eval())

@@ -19,7 +19,6 @@ import csv
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .runtime import hardware
+from .settings import settings
 from . import checkpoint, data, degrade, metrics, runtime, spectral, zoo
 from .arch import Discriminator, FeatureNet, Generator
 from .losses import ContentLoss, adversarial_d, adversarial_g, d_probabilities, pixel_loss
@@ -50,7 +51,7 @@ def lr_at(step: int, base: float, total: int, decay_from: int | None) -> float:
 def default_runs_dir() -> str:
     """Run state lives outside the work tree (``SR_RUNS_DIR``, default ``~/.cache/sr/runs``),
     so a new checkout resumes where the last one stopped."""
-    return os.environ.get("SR_RUNS_DIR") or str(Path.home() / ".cache" / "sr" / "runs")
+    return str(settings().runs_path)
 
 
 @dataclass
@@ -84,19 +85,6 @@ def merge_recipe(base: dict, override: dict | None) -> dict:
     for k, v in (override or {}).items():
         out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def hardware() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 # ----------------------------------------------------------------------------- distributed

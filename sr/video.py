@@ -32,11 +32,15 @@ BATCH_PIXELS = 1 << 20  # LR pixels per batch (bounds the float32 output buffer 
 
 
 def max_frames() -> int:
-    return int(os.environ.get("SR_VIDEO_MAX_FRAMES", 900))
+    from .settings import settings
+
+    return settings().video_max_frames
 
 
 def max_frame_pixels() -> int:
-    return int(os.environ.get("SR_VIDEO_MAX_PIXELS", 640 * 480))
+    from .settings import settings
+
+    return settings().video_max_pixels
 
 
 def _ffmpeg():

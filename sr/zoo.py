@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .settings import settings
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_REGISTRY = PACKAGE_DIR / "zoo.json"
 WEIGHT_FILE = "model.safetensors"
@@ -46,10 +48,30 @@ class ModelEntry:
     revision: str | None = None
     sha256: str | None = None
     card: dict = field(default_factory=dict)
+    roles: tuple = ()  # "app-default" (compared by default in the app), "live" (webcam), "cli-default"
+
+    def __post_init__(self):
+        object.__setattr__(self, "roles", tuple(self.roles or ()))
 
     @property
     def learned(self) -> bool:
         return self.kind != "baseline"
+
+    @property
+    def upscales(self) -> bool:
+        """True for models that turn an image into a 4x image (baselines and generators)."""
+        return self.kind in ("baseline", "generator")
+
+    @property
+    def blend_parent(self) -> str | None:
+        """The pixel-loss model a GAN was fine-tuned from (the other end of its blend)."""
+        return self.recipe.get("init") if self.recipe.get("stage") == "gan" else None
+
+    @property
+    def content_net(self) -> str | None:
+        """The zoo feature network of a ``featurenet:<id>`` content loss, if any."""
+        spec = self.recipe.get("content", "")
+        return spec.split(":", 1)[1] if spec.startswith("featurenet:") else None
 
     @property
     def repo_id(self) -> str | None:
@@ -74,7 +96,7 @@ class ModelEntry:
 
 def registry_path() -> Path:
     """``sr/zoo.json``, or the file named by ``SR_REGISTRY`` (tests use a tiny zoo)."""
-    return Path(os.environ.get("SR_REGISTRY") or DEFAULT_REGISTRY)
+    return Path(settings().registry or DEFAULT_REGISTRY)
 
 
 def _read_registry() -> dict:
@@ -93,24 +115,39 @@ def _registry() -> dict:
 
 
 def hub_org() -> str:
-    return os.environ.get("SR_HUB_ORG") or _registry()["hub_org_default"]
+    return settings().hub_org or _registry()["hub_org_default"]
 
 
 def reload_registry() -> None:
     _registry_at.cache_clear()
+    _entries_at.cache_clear()
+
+
+@lru_cache(maxsize=4)
+def _entries_at(path: str, mtime: float) -> dict[str, ModelEntry]:
+    return {m["id"]: ModelEntry(**m) for m in _registry_at(path, mtime)["models"]}
+
+
+def _entries() -> dict[str, ModelEntry]:
+    path = registry_path()
+    return _entries_at(str(path), path.stat().st_mtime)
 
 
 def entries(kind: str | None = None) -> list[ModelEntry]:
-    out = [ModelEntry(**m) for m in _registry()["models"]]
-    return [e for e in out if kind is None or e.kind == kind]
+    return [e for e in _entries().values() if kind is None or e.kind == kind]
 
 
 def get_entry(model_id: str) -> ModelEntry:
-    for e in entries():
-        if e.id == model_id:
-            return e
-    known = ", ".join(e.id for e in entries())
-    raise ZooError(f"unknown model {model_id!r}; known models: {known}")
+    try:
+        return _entries()[model_id]
+    except (KeyError, TypeError):
+        known = ", ".join(_entries())
+        raise ZooError(f"unknown model {model_id!r}; known models: {known}") from None
+
+
+def with_role(role: str) -> list[str]:
+    """Ids of the models with ``role`` in the registry (e.g. ``app-default``, ``live``)."""
+    return [e.id for e in entries() if role in e.roles]
 
 
 def list_models(available_only: bool = False, kind: str | None = None) -> list[dict]:
@@ -120,7 +157,7 @@ def list_models(available_only: bool = False, kind: str | None = None) -> list[d
 
 def super_resolvers(available_only: bool = True) -> list[ModelEntry]:
     """Models that turn an image into a 4x image: baselines and generators."""
-    return [e for e in entries() if e.kind in ("baseline", "generator") and (e.available or not available_only)]
+    return [e for e in entries() if e.upscales and (e.available or not available_only)]
 
 
 def update_entry(model_id: str, **changes) -> None:
@@ -153,7 +190,7 @@ def update_entry(model_id: str, **changes) -> None:
 # ---------------------------------------------------------------------------- files
 
 def weights_dir() -> Path:
-    return Path(os.environ.get("SR_WEIGHTS_DIR") or PACKAGE_DIR.parent / "weights")
+    return Path(settings().weights_dir or PACKAGE_DIR.parent / "weights")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -181,7 +218,7 @@ def hub_unreachable_reason(endpoint: str | None = None) -> str | None:
         if endpoint not in _probe_results:
             import httpx
 
-            timeout = float(os.environ.get("SR_HUB_PROBE_TIMEOUT", "3"))
+            timeout = settings().hub_probe_timeout
             try:
                 httpx.head(f"{endpoint}/api/models", timeout=timeout, follow_redirects=False)
                 _probe_results[endpoint] = None
@@ -239,7 +276,7 @@ def _download(entry: ModelEntry) -> Path:
     from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
 
-    timeout = float(os.environ.get("SR_HUB_PROBE_TIMEOUT", "3")) * 3
+    timeout = settings().hub_probe_timeout * 3
     paths = {}
     try:
         for name in (CONFIG_FILE, WEIGHT_FILE):

@@ -12,49 +12,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# The tiny zoo keeps the real ids so the app's defaults work, with tiny architectures.
-TINY_ARCHS = {
-    "srgan": dict(width=8, blocks=1, norm="batch", upsample="pixelshuffle", up_width=8,
-                  head_kernel=3, tail_kernel=3),
-    "srgan-improved": dict(width=8, blocks=1, norm="none", upsample="nearest-conv", up_width=8,
-                           head_kernel=3, tail_kernel=3),
-    "msrgan": dict(width=8, blocks=1, norm="batch", upsample="pixelshuffle", up_width=8,
-                   head_kernel=3, tail_kernel=3),
-}
-
-
-def _full_arch(**kw):
-    base = dict(in_channels=1, out_channels=1, width=64, blocks=16, norm="batch", upsample="pixelshuffle",
-                up_width=64, scale=4, head_kernel=9, tail_kernel=9, act="prelu")
-    base.update(kw)
-    return base
-
-
-def make_tiny_zoo(root: Path, ids=tuple(TINY_ARCHS), seed: int = 0) -> tuple[Path, Path]:
-    """Write a registry + weights folder with tiny random generators; returns (registry, weights)."""
-    from sr.arch import Generator
-    from sr.zoo import sha256_file
-
-    real = json.loads((REPO / "sr" / "zoo.json").read_text())
-    weights = root / "weights"
-    models = []
-    for m in real["models"]:
-        if m["kind"] == "baseline":
-            models.append(m)
-        elif m["id"] in ids:
-            torch.manual_seed(seed)
-            arch = _full_arch(**TINY_ARCHS[m["id"]])
-            g = Generator(**arch).eval()
-            folder = weights / m["id"]
-            g.save_pretrained(str(folder))
-            (folder / "config.json").write_text(json.dumps(arch))
-            models.append({**m, "arch": arch, "sha256": sha256_file(folder / "model.safetensors"),
-                           "revision": None, "card": {"note": "tiny random test model"}})
-        else:  # the rest of the zoo, not trained
-            models.append({**m, "sha256": None, "revision": None, "card": {}})
-    reg = root / "zoo.json"
-    reg.write_text(json.dumps({"hub_org_default": "test-org", "models": models}, indent=1))
-    return reg, weights
+from sr.testing import TINY_ARCHS, make_tiny_zoo  # noqa: F401,E402
 
 
 @pytest.fixture

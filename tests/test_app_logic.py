@@ -1,4 +1,4 @@
-"""The demo's logic (sr/app_logic.py) without Gradio: tiny zoo, small synthetic images."""
+"""The demo's logic (sr/app/) without Gradio: tiny zoo, small synthetic images."""
 from __future__ import annotations
 
 import csv
@@ -14,7 +14,12 @@ from PIL import Image
 
 from conftest import REPO, blobs
 
-from sr import app_logic as L
+from sr import display
+from sr.app import comparison, errors, inputs, runstate, security, single, workspace  # noqa: F401
+from sr.app import config as cfg  # noqa: F401
+from sr.app import examples as examples_  # noqa: F401
+from sr.app import models as zoo_ui  # noqa: F401
+from sr.app import roi as roi_ui  # noqa: F401
 from sr import api, degrade, imio, metrics
 
 
@@ -38,23 +43,23 @@ def hr_png(tmp_path):
 # ---------------------------------------------------------------------------- settings
 
 def test_server_settings_defaults_env_and_space():
-    assert L.server_settings({}) == {"server_name": "127.0.0.1", "server_port": 7860}
-    assert L.server_settings({"SPACE_ID": "org/demo"})["server_name"] == "0.0.0.0"
-    s = L.server_settings({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "9000", "SPACE_ID": "x"})
+    assert cfg.server_settings({}) == {"server_name": "127.0.0.1", "server_port": 7860}
+    assert cfg.server_settings({"SPACE_ID": "org/demo"})["server_name"] == "0.0.0.0"
+    s = cfg.server_settings({"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "9000", "SPACE_ID": "x"})
     assert s == {"server_name": "0.0.0.0", "server_port": 9000}
-    with pytest.raises(L.AppError):
-        L.server_settings({"GRADIO_SERVER_PORT": "http"})
+    with pytest.raises(errors.AppError):
+        cfg.server_settings({"GRADIO_SERVER_PORT": "http"})
 
 
 # ---------------------------------------------------------------------------- comparison
 
 def test_compare_hr_scores_every_model_against_the_original(tiny_zoo, hr_png):
     calls = []
-    st = L.run_comparison(hr_png, "hr", ["bicubic", "srgan", "srgan-improved"],
+    st = comparison.run_comparison(hr_png, "hr", ["bicubic", "srgan", "srgan-improved"],
                           progress=lambda f, d: calls.append(f))
     assert st["out_hw"] == [64, 68] and st["lr_hw"] == [16, 17]
     assert [it["key"] for it in st["items"]] == ["input", "bicubic", "srgan", "srgan-improved", "reference"]
-    rows = L.table_rows(st)
+    rows = comparison.table_rows(st)
     assert [r[1] for r in rows] == ["bicubic", "srgan", "srgan-improved"]
     assert all(r[5] == "ok" and r[2] is not None and r[3] is not None and r[4] >= 0 for r in rows)
     # the numbers are the project's metrics of the project's degradation + model
@@ -73,19 +78,19 @@ def test_compare_hr_scores_every_model_against_the_original(tiny_zoo, hr_png):
     with open(next(p for p in st["downloads"] if p.endswith("metrics.csv"))) as fh:
         assert len(list(csv.DictReader(fh))) == 3
     # views are PNG files, all the size of the results (slider pairs match)
-    for path, cap in L.gallery(st):
+    for path, cap in comparison.gallery(st):
         assert path.endswith(".png") and Image.open(path).size == (68, 64) and cap
 
 
 def test_compare_lr_has_no_metrics_and_says_why(tiny_zoo, tmp_path):
     p = _png(tmp_path / "small.png", blobs(20, 24, 3))
     seen = []
-    st = L.run_comparison(p, "lr", ["bicubic", "srgan-improved"], tile=16,
+    st = comparison.run_comparison(p, "lr", ["bicubic", "srgan-improved"], tile=16,
                           progress=lambda f, d: seen.append(d))
     assert "Improved SRGAN (arXiv 2010.04634): tile 4/4" in seen  # tiled inference reports tiles
     assert st["out_hw"] == [80, 96]
-    assert all(r[2] is None and r[3] is None for r in L.table_rows(st))
-    assert L.NO_METRICS_WHY in st["message"]
+    assert all(r[2] is None and r[3] is None for r in comparison.table_rows(st))
+    assert cfg.NO_METRICS_WHY in st["message"]
     assert [it["key"] for it in st["items"]] == ["input", "bicubic", "srgan-improved"]
 
 
@@ -93,7 +98,7 @@ def test_16bit_channel_stack_downloads_are_16bit_tiff_in_the_same_layout(tiny_zo
     a = blobs(32, 36, 4, np.uint16)  # 4 channels: more than RGB
     p = tmp_path / "stack.tif"
     tifffile.imwrite(p, np.moveaxis(a, -1, 0), photometric="minisblack")  # (C,H,W) on disk
-    st = L.run_comparison(str(p), "hr", ["bicubic", "srgan"])
+    st = comparison.run_comparison(str(p), "hr", ["bicubic", "srgan"])
     outs = [f for f in st["downloads"] if f.endswith("_x4.tif")]
     assert len(outs) == 2
     for f in outs:
@@ -104,8 +109,8 @@ def test_16bit_channel_stack_downloads_are_16bit_tiff_in_the_same_layout(tiny_zo
 
 
 def test_untrained_and_unknown_models_are_reported_not_fatal(tiny_zoo, hr_png):
-    st = L.run_comparison(hr_png, "hr", ["srresnet", "bicubic", "no-such-model", "bicubic"])
-    status = {r[1]: r[5] for r in L.table_rows(st)}
+    st = comparison.run_comparison(hr_png, "hr", ["srresnet", "bicubic", "no-such-model", "bicubic"])
+    status = {r[1]: r[5] for r in comparison.table_rows(st)}
     assert status["srresnet"] == "not trained yet"
     assert status["no-such-model"].startswith("unavailable: unknown model")
     assert status["bicubic"] == "ok" and len(status) == 3  # duplicates run once
@@ -113,7 +118,7 @@ def test_untrained_and_unknown_models_are_reported_not_fatal(tiny_zoo, hr_png):
 
 
 def test_only_untrained_models_still_returns_a_run(tiny_zoo, hr_png):
-    st = L.run_comparison(hr_png, "hr", ["srresnet"])
+    st = comparison.run_comparison(hr_png, "hr", ["srresnet"])
     assert st["message"].startswith("**No model could run.**")
     assert [it["key"] for it in st["items"]] == ["input", "reference"]
 
@@ -127,8 +132,8 @@ def test_a_failing_model_does_not_stop_the_others(tiny_zoo, hr_png, monkeypatch)
         return real(image, model, **kw)
 
     monkeypatch.setattr(api, "upscale", flaky)
-    st = L.run_comparison(hr_png, "hr", ["srgan", "bicubic"])
-    status = {r[1]: r[5] for r in L.table_rows(st)}
+    st = comparison.run_comparison(hr_png, "hr", ["srgan", "bicubic"])
+    status = {r[1]: r[5] for r in comparison.table_rows(st)}
     assert status == {"srgan": "failed: RuntimeError: boom", "bicubic": "ok"}
 
 
@@ -141,90 +146,90 @@ def test_user_errors(tiny_zoo, tmp_path, monkeypatch, mode, shape, env, match):
     if env:
         monkeypatch.setenv("SR_APP_MAX_OUTPUT_PIXELS", env)
     p = _png(tmp_path / "x.png", blobs(*shape))
-    with pytest.raises(L.AppError, match=match):
-        L.run_comparison(p, mode, ["bicubic"])
-    assert not any(L.tmp_root().rglob("*.png"))  # nothing left behind
+    with pytest.raises(errors.AppError, match=match):
+        comparison.run_comparison(p, mode, ["bicubic"])
+    assert not any(workspace.tmp_root().rglob("*.png"))  # nothing left behind
 
 
 def test_bad_files_and_missing_input(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"this is not an image")
     with pytest.raises(imio.ImageError) as e:
-        L.run_comparison(str(bad), "hr", ["bicubic"])
+        comparison.run_comparison(str(bad), "hr", ["bicubic"])
     assert "bad.png" in str(e.value)
-    with pytest.raises(L.AppError, match="No image"):
-        L.run_comparison(None, "hr", ["bicubic"])
-    with pytest.raises(L.AppError, match="at least one model"):
-        L.run_comparison(str(bad), "hr", [])
+    with pytest.raises(errors.AppError, match="No image"):
+        comparison.run_comparison(None, "hr", ["bicubic"])
+    with pytest.raises(errors.AppError, match="at least one model"):
+        comparison.run_comparison(str(bad), "hr", [])
 
 
 # ---------------------------------------------------------------------------- display, ROI, figure
 
 def test_stretch_is_shared_across_images():
     ref = blobs(16, 16, dtype=np.uint16)
-    s = L.Stretch.of(ref)
+    s = display.Stretch.of(ref)
     dark = (ref // 2).astype(np.uint16)
-    assert L.Stretch.of(ref).apply(ref).mean() > s.apply(dark).mean()  # not re-stretched per image
-    assert L.Stretch.of(blobs(8, 8)).apply(blobs(8, 8)).dtype == np.uint8
+    assert display.Stretch.of(ref).apply(ref).mean() > s.apply(dark).mean()  # not re-stretched per image
+    assert display.Stretch.of(blobs(8, 8)).apply(blobs(8, 8)).dtype == np.uint8
 
 
 def test_roi_views_are_nearest_neighbour_crops(tiny_zoo, hr_png):
-    st = L.run_comparison(hr_png, "hr", ["bicubic"])
-    r = L.roi_views(st, 10, 20, 16)
+    st = comparison.run_comparison(hr_png, "hr", ["bicubic"])
+    r = roi_ui.roi_views(st, 10, 20, 16)
     assert r["roi"] == (10, 20, 16)
     assert [Path(p).name for p, _ in r["gallery"]] == ["roi_input.png", "roi_bicubic.png", "roi_reference.png"]
     disp = np.load(st["items"][1]["npy"])
     zoom = np.asarray(Image.open(r["gallery"][1][0]))
-    k = L._zoom_factor(16)
+    k = roi_ui._zoom_factor(16)
     assert zoom.shape[:2] == (16 * k, 16 * k)
     assert np.array_equal(zoom, np.repeat(np.repeat(disp[20:36, 10:26], k, 0), k, 1))
     fig = Image.open(r["figure"])
-    assert fig.width == 3 * L.FIG_CELL + 4 * 10 and fig.mode == "RGB"
+    assert fig.width == 3 * cfg.FIG_CELL + 4 * 10 and fig.mode == "RGB"
     assert Image.open(r["preview"]).size == (68 * 5, 64 * 5)  # small: enlarged to click on it
     assert st["preview_scale"] == pytest.approx(0.2)
     # out-of-range requests are clamped inside the image
-    assert L.roi_views(st, 1000, -5, 999)["roi"] == (4, 0, 64)
+    assert roi_ui.roi_views(st, 1000, -5, 999)["roi"] == (4, 0, 64)
 
 
 def test_roi_from_click_and_clamp():
     st = {"items": [1], "preview_scale": 4.0, "out_hw": [64, 64]}  # lr mode: preview is the input
-    assert L.roi_from_click(st, 8, 8, 16) == (26, 26, 16)
-    assert L.roi_from_click(st, 0, 0, 16) == (0, 0, 16)
-    assert L.roi_from_click(None, 10, 10, 8, "hr") == (6, 6, 8)
-    assert L.roi_from_click(None, 39, 39, 16, "lr", preview_factor=8.0) == (12, 12, 16)
-    assert L.clamp_roi(None, None, None, 100, 200) == (0, 0, 20)
-    with pytest.raises(L.AppError):
-        L.clamp_roi("a", 0, 8, 10, 10)
+    assert roi_ui.roi_from_click(st, 8, 8, 16) == (26, 26, 16)
+    assert roi_ui.roi_from_click(st, 0, 0, 16) == (0, 0, 16)
+    assert roi_ui.roi_from_click(None, 10, 10, 8, "hr") == (6, 6, 8)
+    assert roi_ui.roi_from_click(None, 39, 39, 16, "lr", preview_factor=8.0) == (12, 12, 16)
+    assert roi_ui.clamp_roi(None, None, None, 100, 200) == (0, 0, 20)
+    with pytest.raises(errors.AppError):
+        roi_ui.clamp_roi("a", 0, 8, 10, 10)
 
 
 def test_auto_roi_finds_the_detail():
     img = np.zeros((128, 128), np.uint8)
     img[80:112, 16:48] = (np.indices((32, 32)).sum(0) % 2) * 255  # a checkerboard, bottom left
-    x, y = L.auto_roi(img, 32)
+    x, y = roi_ui.auto_roi(img, 32)
     assert abs(x - 16) <= 4 and abs(y - 80) <= 4
 
 
 def test_slider_pair(tiny_zoo, hr_png):
-    st = L.run_comparison(hr_png, "hr", ["bicubic", "srgan-improved"])
-    assert L.default_slider_keys(st) == ("bicubic", "srgan-improved")
-    a, b = L.slider_pair(st, "input", "reference")
+    st = comparison.run_comparison(hr_png, "hr", ["bicubic", "srgan-improved"])
+    assert comparison.default_slider_keys(st) == ("bicubic", "srgan-improved")
+    a, b = comparison.slider_pair(st, "input", "reference")
     assert a.endswith("view_input.png") and b.endswith("view_reference.png")
-    with pytest.raises(L.AppError, match="No image"):
-        L.slider_pair(st, "input", "msrgan")
-    with pytest.raises(L.AppError, match="Run a comparison first"):
-        L.slider_pair(None, "input", "reference")
+    with pytest.raises(errors.AppError, match="No image"):
+        comparison.slider_pair(st, "input", "msrgan")
+    with pytest.raises(errors.AppError, match="Run a comparison first"):
+        comparison.slider_pair(None, "input", "reference")
 
 
 # ---------------------------------------------------------------------------- single model, preview
 
 def test_upscale_file_and_preview(tiny_zoo, tmp_path):
     p = _png(tmp_path / "lr.png", blobs(12, 10))
-    r = L.upscale_file(p, "srgan-improved")
+    r = single.upscale_file(p, "srgan-improved")
     out = imio.read_image(r["file"])[0]
     assert out.shape == (48, 40) and r["file"].endswith("lr_srgan-improved_x4.png")
-    with pytest.raises(L.AppError, match="not trained yet"):
-        L.upscale_file(p, "srresnet")
-    pv = L.preview_input(p)
+    with pytest.raises(errors.AppError, match="not trained yet"):
+        single.upscale_file(p, "srresnet")
+    pv = single.preview_input(p)
     assert pv["text"].startswith("10x12 px, grey, uint8")
     assert pv["factor"] == 32 and Image.open(pv["view"]).size == (10 * 32, 12 * 32)
 
@@ -232,46 +237,46 @@ def test_upscale_file_and_preview(tiny_zoo, tmp_path):
 # ---------------------------------------------------------------------------- temp files
 
 def test_cleanup_and_sweep(tiny_zoo, hr_png):
-    st = L.run_comparison(hr_png, "hr", ["bicubic"], session="abc")
+    st = comparison.run_comparison(hr_png, "hr", ["bicubic"], session="abc")
     d = Path(st["run_dir"])
     assert d.is_dir() and d.parent.name == "abc"
-    L.cleanup_state(st)
+    workspace.cleanup_state(st)
     assert not d.exists()
-    L.cleanup_state({"run_dir": "/"})  # never outside the app's folder
-    old = L.run_comparison(hr_png, "hr", ["bicubic"], session="old")
+    workspace.cleanup_state({"run_dir": "/"})  # never outside the app's folder
+    old = comparison.run_comparison(hr_png, "hr", ["bicubic"], session="old")
     past = time.time() - 7200
     os.utime(old["run_dir"], (past, past))
-    assert L.sweep_old(3600) == 1 and not Path(old["run_dir"]).exists()
+    assert workspace.sweep_old(3600) == 1 and not Path(old["run_dir"]).exists()
 
 
 # ---------------------------------------------------------------------------- zoo and examples
 
 def test_zoo_table_and_cards(tiny_zoo):
-    rows = {r[0]: r for r in L.zoo_rows()}
+    rows = {r[0]: r for r in zoo_ui.zoo_rows()}
     assert rows["bicubic"][3] == "built in"
     assert rows["srgan-improved"][3] == "weights pinned" and "no batch norm" in rows["srgan-improved"][4]
     assert rows["srresnet"][3] == "not trained yet"
     assert "global-average-pooling" in rows["srgan-improved"][5]
-    assert "Not trained yet" in L.model_card_markdown("srresnet")
-    card = L.model_card_markdown("srgan")
+    assert "Not trained yet" in zoo_ui.model_card_markdown("srresnet")
+    card = zoo_ui.model_card_markdown("srgan")
     assert card.startswith("**Weights:**") and "## Training recipe" in card and not card.startswith("---")
-    assert "always available" in L.model_card_markdown("bicubic")
-    labels = dict((v, k) for k, v in L.model_choices())
-    assert labels["srresnet"].endswith("(not trained yet)") and L.default_models() == list(L.DEFAULT_MODELS)
+    assert "always available" in zoo_ui.model_card_markdown("bicubic")
+    labels = dict((v, k) for k, v in zoo_ui.model_choices())
+    assert labels["srresnet"].endswith("(not trained yet)") and zoo_ui.default_models() == list(zoo_ui.default_model_ids())
 
 
 def test_examples_are_small_readable_and_attributed():
-    files = [p for p in L.EXAMPLES_DIR.iterdir() if p.suffix.lower() in imio.SUFFIXES]
-    assert sum(p.stat().st_size for p in L.EXAMPLES_DIR.iterdir()) < 5 * 2**20
-    assert {e.file for e in L.examples()} == {p.name for p in files}
-    attribution = (L.EXAMPLES_DIR / "ATTRIBUTION.md").read_text()
+    files = [p for p in cfg.EXAMPLES_DIR.iterdir() if p.suffix.lower() in imio.SUFFIXES]
+    assert sum(p.stat().st_size for p in cfg.EXAMPLES_DIR.iterdir()) < 5 * 2**20
+    assert {e.file for e in examples_.examples()} == {p.name for p in files}
+    attribution = (cfg.EXAMPLES_DIR / "ATTRIBUTION.md").read_text()
     for p in files:
         assert f"`{p.name}`" in attribution or p.name in attribution, p.name
         a, _ = imio.read_image(p)
         assert a.shape[0] >= 100
-    assert not any("train_sample" in e.file for e in L.EXAMPLES)
+    assert not any("train_sample" in e.file for e in examples_.EXAMPLES)
     assert (REPO / "app.py").is_file()
 
 
 def test_warm_up_loads_available_default_models(tiny_zoo):
-    assert L.warm_up(("bicubic", "srgan", "srresnet", "nope")) == ["bicubic", "srgan"]
+    assert zoo_ui.warm_up(("bicubic", "srgan", "srresnet", "nope")) == ["bicubic", "srgan"]

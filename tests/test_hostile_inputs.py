@@ -29,7 +29,12 @@ from PIL import Image, PngImagePlugin
 from conftest import REPO, blobs, free_port, make_tiny_zoo, wait_until_serving
 
 import sr
-from sr import app_logic as L
+from sr import display
+from sr.app import comparison, errors, inputs, runstate, security, single, workspace  # noqa: F401
+from sr.app import config as cfg  # noqa: F401
+from sr.app import examples as examples_  # noqa: F401
+from sr.app import models as zoo_ui  # noqa: F401
+from sr.app import roi as roi_ui  # noqa: F401
 from sr import imio
 
 LIMIT = 512 * 512  # SR_MAX_PIXELS for the corpus: 4 MiB decoded at most (imio.max_bytes)
@@ -441,7 +446,7 @@ def _user_error(call) -> str:
 def _run_dirs(app, client=None) -> list[Path]:
     """The app's run folders (of one client's session, or all)."""
     tmp = app["tmp"]
-    sessions = [tmp / L.safe_stem(client.session_hash)] if client else (list(tmp.iterdir()) if tmp.is_dir() else [])
+    sessions = [tmp / inputs.safe_stem(client.session_hash)] if client else (list(tmp.iterdir()) if tmp.is_dir() else [])
     return [d for s in sessions if s.is_dir() for d in s.iterdir()]
 
 

@@ -145,7 +145,7 @@ def test_degrade_of_a_constant_image_is_constant(a):
 @FAST
 @given(name=st.text(max_size=300))
 def test_safe_stem_gives_a_plain_file_name(name):
-    from sr.app_logic import safe_stem
+    from sr.app.inputs import safe_stem
 
     s = safe_stem(name)
     assert re.fullmatch(r"[A-Za-z0-9._-]{1,60}", s) and not s.startswith(".") and "/" not in s
@@ -158,7 +158,8 @@ finite_or_junk = st.one_of(st.none(), st.just(""), st.integers(-10**12, 10**12),
 @FAST
 @given(x=finite_or_junk, y=finite_or_junk, size=finite_or_junk, h=st.integers(4, 5000), w=st.integers(4, 5000))
 def test_clamp_roi_is_inside_the_image_or_a_clear_error(x, y, size, h, w):
-    from sr.app_logic import AppError, clamp_roi
+    from sr.app.errors import AppError
+    from sr.app.roi import clamp_roi
 
     try:
         rx, ry, rs = clamp_roi(x, y, size, h, w)
@@ -175,7 +176,8 @@ def test_clamp_roi_is_inside_the_image_or_a_clear_error(x, y, size, h, w):
 @example(x=float("nan"))
 @example(x="1e999")
 def test_clamp_roi_non_finite_numbers(x):
-    from sr.app_logic import AppError, clamp_roi
+    from sr.app.errors import AppError
+    from sr.app.roi import clamp_roi
 
     try:
         rx, ry, rs = clamp_roi(x, x, 16, 100, 100)

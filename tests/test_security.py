@@ -6,7 +6,7 @@ The app tests use the server of tests/test_hostile_inputs.py (`python app.py`, t
 which loopback counts as a public address for Gradio's SSRF guard: a URL that the app would
 fetch from the internet reaches the local server of :func:`url_target` instead, which counts
 the requests it gets. (Gradio downloads a URL given as a file path, and serves any public URL
-at ``/gradio_api/file=<url>``; ``sr.app_logic.NoRemoteFetch``, installed by app.py, refuses both.)
+at ``/gradio_api/file=<url>``; ``sr.app.security.NoRemoteFetch``, installed by app.py, refuses both.)
 """
 from __future__ import annotations
 
@@ -249,15 +249,16 @@ def test_client_file_paths_outside_the_uploads_are_refused(app):
 
 
 def test_url_and_middleware_helpers():
-    from sr import app_logic as L
+    from sr.app import comparison, errors, inputs, security, single, workspace  # noqa: F401
+    from sr.app import config as cfg  # noqa: F401
 
     for u in ("http://x/y.png", "HTTPS://x", " https://x", "ftp://x/y", "file:///etc/passwd", "s3://b/k"):
-        assert L.is_url(u), u
+        assert security.is_url(u), u
     for p in ("/tmp/a.png", "a.png", "C:\\x.png", "", None, 3, "http_cells.png"):
-        assert not L.is_url(p), p
-    with pytest.raises(L.AppError, match="does not fetch URLs"):
-        L.read_input("https://example.org/cells.png")
-    refuse = L.NoRemoteFetch.refuses
+        assert not security.is_url(p), p
+    with pytest.raises(errors.AppError, match="does not fetch URLs"):
+        inputs.read_input("https://example.org/cells.png")
+    refuse = security.NoRemoteFetch.refuses
     assert refuse("/gradio_api/file=https://x/y.png") and refuse("/gradio_api/file=%68ttps://x")
     assert refuse("/gradio_api/proxy=http://x") and refuse("/file=HTTP://x")
     assert not refuse("/gradio_api/file=/tmp/gradio/abc/cells.png") and not refuse("/gradio_api/upload")
@@ -267,7 +268,7 @@ def test_no_remote_fetch_middleware_on_raw_asgi():
     """The middleware alone (what app.py installs): refusals, and untouched pass-through."""
     import asyncio
 
-    from sr.app_logic import NoRemoteFetch
+    from sr.app.security import NoRemoteFetch
 
     seen = []
 
@@ -307,7 +308,8 @@ def test_no_remote_fetch_middleware_on_raw_asgi():
 
 
 def test_run_folders_stay_inside_the_app_folder(tmp_path, monkeypatch):
-    from sr import app_logic as L
+    from sr.app import comparison, errors, inputs, security, single, workspace  # noqa: F401
+    from sr.app import config as cfg  # noqa: F401
 
     root = tmp_path / "app_tmp"
     monkeypatch.setenv("SR_APP_TMP", str(root))
@@ -315,16 +317,16 @@ def test_run_folders_stay_inside_the_app_folder(tmp_path, monkeypatch):
     outside.mkdir()
     (outside / "keep.txt").write_text("x")
     for session in ("../../outside", "/etc", "..", ".", "a/../../b", "\x00", "=cmd|' /C calc'!A0", "x" * 500):
-        d = L.new_run_dir(session)
+        d = workspace.new_run_dir(session)
         assert d.resolve().is_relative_to(root.resolve()) and d.parent.parent == root, (session, d)
-        L.cleanup_state({"run_dir": str(d)})
+        workspace.cleanup_state({"run_dir": str(d)})
         assert not d.exists()
     link = root / "sess" / "link"
     link.parent.mkdir(parents=True)
     link.symlink_to(outside, target_is_directory=True)
     for forged in ("/", str(root), str(root / ".."), str(outside), str(link), str(root / "sess" / ".." / ".."),
                    str(tmp_path)):
-        L.cleanup_state({"run_dir": forged})
+        workspace.cleanup_state({"run_dir": forged})
     assert (outside / "keep.txt").exists() and root.is_dir()
 
 
@@ -398,14 +400,15 @@ def test_app_settings_limit_uploads_and_clean_temporary_files():
     src = (REPO / "app.py").read_text()
     assert re.search(r"max_file_size\s*=\s*L\.max_file_size\(\)", src)
     assert re.search(r"delete_cache\s*=", src) and re.search(r"delete_callback\s*=\s*L\.cleanup_state", src)
-    assert "L.sweep_old(" in src
-    from sr import app_logic as L
+    assert "workspace.sweep_old(" in src
+    from sr.app import comparison, errors, inputs, security, single, workspace  # noqa: F401
+    from sr.app import config as cfg  # noqa: F401
 
     env = dict(os.environ)
     try:
         os.environ.pop("SR_APP_MAX_FILE_SIZE", None)
-        assert L.max_file_size() == "64mb"
+        assert cfg.max_file_size() == "64mb"
     finally:
         os.environ.clear()
         os.environ.update(env)
-    assert json.dumps(L.max_file_size())  # a plain string Gradio parses
+    assert json.dumps(cfg.max_file_size())  # a plain string Gradio parses

@@ -19,29 +19,20 @@ Relative defaults are under the project root (``data/`` is ignored by git).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from ..settings import settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
 def default_pool() -> Path:
-    return Path(os.environ.get("SR_MOS_POOL") or PROJECT_DIR / "data" / "mos_pool")
+    return settings().mos_pool_path
 
 
 def default_votes() -> Path:
-    return Path(os.environ.get("SR_MOS_VOTES") or PROJECT_DIR / "data" / "mos_votes.csv")
-
-
-def _env(name: str, cast, default):
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return cast(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
+    return settings().mos_votes_path
 
 
 @dataclass(frozen=True)
@@ -59,18 +50,18 @@ class MosConfig:
 
     @classmethod
     def from_env(cls, **overrides) -> "MosConfig":
-        timeout = _env("SR_MOS_SESSION_TIMEOUT", float, 1800.0)
+        s = settings()
         cfg = cls(
-            pool=default_pool(),
-            votes=default_votes(),
-            items=_env("SR_MOS_ITEMS", int, 20),
-            min_seconds=_env("SR_MOS_MIN_SECONDS", float, 1.0),
-            session_timeout=timeout,
-            max_rejects=_env("SR_MOS_MAX_REJECTS", int, 20),
-            results_key=os.environ.get("SR_MOS_RESULTS_KEY") or None,
-            results_delay=_env("SR_MOS_RESULTS_DELAY", float, timeout),
-            hf_repo=os.environ.get("SR_MOS_HF_REPO") or None,
-            hf_every=_env("SR_MOS_HF_EVERY", float, 5.0),
+            pool=s.mos_pool_path,
+            votes=s.mos_votes_path,
+            items=s.mos_items,
+            min_seconds=s.mos_min_seconds,
+            session_timeout=s.mos_session_timeout,
+            max_rejects=s.mos_max_rejects,
+            results_key=s.mos_results_key,
+            results_delay=s.mos_session_timeout if s.mos_results_delay is None else s.mos_results_delay,
+            hf_repo=s.mos_hf_repo,
+            hf_every=s.mos_hf_every,
         )
         if overrides:
             if "pool" in overrides:

@@ -1,4 +1,4 @@
-"""One wrapper for every Gradio handler: user errors become ``gr.Error``; the app keeps serving."""
+"""User errors and the one wrapper every Gradio handler uses: the app keeps serving."""
 from __future__ import annotations
 
 import functools
@@ -7,12 +7,15 @@ import logging
 log = logging.getLogger("sr.app")
 
 
+class AppError(ValueError):
+    """A problem with what the user asked for; the message is shown to the user."""
+
+
 def user_errors(fn):
     """Turn errors into a message for the user (``gr.Error``); the app keeps serving."""
     import gradio as gr
 
-    from . import imio, zoo
-    from .app_logic import AppError
+    from .. import imio, zoo
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

@@ -1,0 +1,62 @@
+"""The whole Gradio app: the tabs assembled into one ``gr.Blocks`` and the server launch."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import gradio as gr
+from starlette.middleware import Middleware
+
+from ..live_ui import live_tab
+from ..mos_ui import mos_tabs
+from ..settings import settings
+from . import config as cfg
+from . import models as zoo_ui
+from .compare_tab import compare_tab
+from .security import NoRemoteFetch
+from .zoo_tab import refresh_on_load, zoo_tab
+
+log = logging.getLogger("sr.app")
+
+INTRO = """# 4x super-resolution for fluorescence microscopy
+Upload a microscopy image (or click an example) and see how a bicubic baseline, SRGAN and an
+improved SRGAN (no batch norm, nearest+conv upsampling; arXiv 2010.04634) enlarge it 4x, side by
+side, scored with PSNR/SSIM against your original. The models were trained on Human Protein Atlas
+confocal images; the other examples show how far they generalise."""
+CSS = """
+#preview img, #roi-gallery img, #slider img, .pixelated img { image-rendering: pixelated; }
+#status { min-height: 2em; }
+#results .grid-wrap, #roi-gallery .grid-wrap { min-height: 0 !important; height: auto !important; }
+"""
+THEME = gr.themes.Soft(
+    font=["ui-sans-serif", "system-ui", "sans-serif"],  # no web fonts: works offline
+    font_mono=["ui-monospace", "SFMono-Regular", "monospace"],
+)
+
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title="Microscopy super-resolution (SRGAN family)", analytics_enabled=False,
+                   delete_cache=(3600, cfg.STATE_TTL_S)) as demo:
+        gr.Markdown(INTRO)
+        compare = compare_tab()
+        zoo_parts = zoo_tab()
+        live_tab()
+        mos_tabs()
+        refresh_on_load(demo, compare, zoo_parts)
+    return demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if settings().app_warmup:  # load the default models while the page opens
+        threading.Thread(target=zoo_ui.warm_up, args=(zoo_ui.default_model_ids() + tuple(zoo_ui.zoo.with_role("live")),),
+                         name="sr-warm-up", daemon=True).start()
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    demo.launch(**cfg.server_settings(), max_file_size=cfg.max_file_size(),
+                app_kwargs={"middleware": [Middleware(NoRemoteFetch)]},  # never fetch a client's URL
+                allowed_paths=[str(cfg.EXAMPLES_DIR)], show_error=True, ssr_mode=False,
+                theme=THEME, css=CSS)
+
+

@@ -1,0 +1,112 @@
+"""Every ``SR_*`` environment variable, read in this one place.
+
+:func:`settings` returns a frozen :class:`Settings` built from the environment *now* (cheap; no
+caching, so a changed environment, e.g. in a test, is seen at once). Each field names its
+variable, default and meaning; the README's settings table is checked against :func:`table`
+by a test. Variables of other tools (``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OFFLINE``,
+``GRADIO_SERVER_*``, ``SPACE_ID``) are read where they are used.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def _var(env: str, default, doc: str, cast=None):
+    return field(default=default, metadata={"env": env, "doc": doc, "cast": cast})
+
+
+def _bool(raw: str) -> bool:
+    return raw.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # models and inference
+    registry: str | None = _var("SR_REGISTRY", None, "registry file (default `sr/zoo.json`)")
+    weights_dir: str | None = _var("SR_WEIGHTS_DIR", None, "folder of the model folders (default `weights/`)")
+    hub_org: str | None = _var("SR_HUB_ORG", None, "Hub organisation of the zoo repos (default: the registry's)")
+    hub_probe_timeout: float = _var("SR_HUB_PROBE_TIMEOUT", 3.0, "seconds of the one Hub reachability probe", float)
+    precision: str = _var("SR_PRECISION", "auto", "`auto`, `bf16` or `fp32` inference/training precision")
+    backend: str = _var("SR_BACKEND", "auto", "`auto` (OpenVINO when installed), `openvino` or `torch`")
+    threads: int | None = _var("SR_THREADS", None, "torch intra-op threads (default: torch's)", int)
+    compile: bool = _var("SR_COMPILE", False, "`1`: torch.compile the fast path (torch backend)", _bool)
+    max_pixels: int = _var("SR_MAX_PIXELS", 4096 * 4096, "largest input image (H x W) read", int)
+    runs_dir: str | None = _var("SR_RUNS_DIR", None, "training run state (default `~/.cache/sr/runs`)")
+    # the app
+    app_max_file_size: str = _var("SR_APP_MAX_FILE_SIZE", "64mb", "upload limit (Gradio syntax)")
+    app_max_output_pixels: int = _var("SR_APP_MAX_OUTPUT_PIXELS", 2048 * 2048, "largest result (H x W) the app computes", int)
+    app_concurrency: int = _var("SR_APP_CONCURRENCY", 1, "inference jobs at once", int)
+    app_tmp: str | None = _var("SR_APP_TMP", None, "folder of the run files (default `$TMPDIR/sr-app`)")
+    app_warmup: bool = _var("SR_APP_WARMUP", True, "`0`: do not load the default models at start", _bool)
+    live_side: int = _var("SR_LIVE_SIDE", 128, "long side of the webcam frame the live model sees", int)
+    live_time_limit: int = _var("SR_LIVE_TIME_LIMIT", 120, "seconds one webcam stream may run", int)
+    live_concurrency: int = _var("SR_LIVE_CONCURRENCY", 2, "webcam streams at once", int)
+    video_max_frames: int = _var("SR_VIDEO_MAX_FRAMES", 900, "longest video (frames)", int)
+    video_max_pixels: int = _var("SR_VIDEO_MAX_PIXELS", 640 * 480, "largest video frame (H x W)", int)
+    # the MOS study
+    mos_pool: str | None = _var("SR_MOS_POOL", None, "MOS item pool folder (default `data/mos_pool`)")
+    mos_votes: str | None = _var("SR_MOS_VOTES", None, "votes CSV (default `data/mos_votes.csv`)")
+    mos_items: int = _var("SR_MOS_ITEMS", 20, "items rated per session", int)
+    mos_min_seconds: float = _var("SR_MOS_MIN_SECONDS", 1.0, "least time between showing an item and its vote", float)
+    mos_session_timeout: float = _var("SR_MOS_SESSION_TIMEOUT", 1800.0, "idle seconds after which a session closes", float)
+    mos_max_rejects: int = _var("SR_MOS_MAX_REJECTS", 20, "rejected votes after which a session closes", int)
+    mos_results_key: str | None = _var("SR_MOS_RESULTS_KEY", None, "if set, the results tab needs this key (then live)")
+    mos_results_delay: float | None = _var("SR_MOS_RESULTS_DELAY", None, "without a key: include raters idle this long (default: the session timeout)", float)
+    mos_hf_repo: str | None = _var("SR_MOS_HF_REPO", None, "mirror the votes CSV to this private HF dataset repo")
+    mos_hf_every: float = _var("SR_MOS_HF_EVERY", 5.0, "minutes between mirror commits", float)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"], "")
+            if raw is None or not str(raw).strip():
+                continue
+            cast = f.metadata["cast"] or str
+            try:
+                values[f.name] = cast(str(raw).strip())
+            except ValueError:
+                raise ValueError(f"{f.metadata['env']}={raw!r} is not a valid {cast.__name__}") from None
+        return cls(**values)
+
+    # derived paths
+    @property
+    def runs_path(self) -> Path:
+        return Path(self.runs_dir) if self.runs_dir else Path.home() / ".cache" / "sr" / "runs"
+
+    @property
+    def app_tmp_path(self) -> Path:
+        return Path(self.app_tmp) if self.app_tmp else Path(tempfile.gettempdir()) / "sr-app"
+
+    @property
+    def mos_pool_path(self) -> Path:
+        return Path(self.mos_pool) if self.mos_pool else PROJECT_DIR / "data" / "mos_pool"
+
+    @property
+    def mos_votes_path(self) -> Path:
+        return Path(self.mos_votes) if self.mos_votes else PROJECT_DIR / "data" / "mos_votes.csv"
+
+
+def settings(env: dict | None = None) -> Settings:
+    """The settings as the environment says now."""
+    return Settings.from_env(env)
+
+
+def variables() -> list[str]:
+    """Every ``SR_*`` variable the package reads."""
+    return [f.metadata["env"] for f in fields(Settings)]
+
+
+def table() -> str:
+    """The settings as a Markdown table (variable, default, meaning)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        default = "unset" if f.default is None else f"`{f.default}`"
+        lines.append(f"| `{f.metadata['env']}` | {default} | {f.metadata['doc']} |")
+    return "\n".join(lines)
