@@ -15,11 +15,11 @@ from PIL import Image
 from conftest import REPO, blobs
 
 from sr import display
-from sr.app import comparison, errors, inputs, runstate, security, single, workspace  # noqa: F401
-from sr.app import config as cfg  # noqa: F401
-from sr.app import examples as examples_  # noqa: F401
-from sr.app import models as zoo_ui  # noqa: F401
-from sr.app import roi as roi_ui  # noqa: F401
+from sr.app import comparison, errors, single, workspace
+from sr.app import config as cfg
+from sr.app import examples as examples_
+from sr.app import models as zoo_ui
+from sr.app import roi as roi_ui
 from sr import api, degrade, imio, metrics
 
 

@@ -29,12 +29,7 @@ from PIL import Image, PngImagePlugin
 from conftest import REPO, blobs, free_port, make_tiny_zoo, wait_until_serving
 
 import sr
-from sr import display
-from sr.app import comparison, errors, inputs, runstate, security, single, workspace  # noqa: F401
-from sr.app import config as cfg  # noqa: F401
-from sr.app import examples as examples_  # noqa: F401
-from sr.app import models as zoo_ui  # noqa: F401
-from sr.app import roi as roi_ui  # noqa: F401
+from sr.app import inputs
 from sr import imio
 
 LIMIT = 512 * 512  # SR_MAX_PIXELS for the corpus: 4 MiB decoded at most (imio.max_bytes)

@@ -249,8 +249,8 @@ def test_client_file_paths_outside_the_uploads_are_refused(app):
 
 
 def test_url_and_middleware_helpers():
-    from sr.app import comparison, errors, inputs, security, single, workspace  # noqa: F401
-    from sr.app import config as cfg  # noqa: F401
+    from sr.app import errors, inputs, security, workspace
+    from sr.app import config as cfg
 
     for u in ("http://x/y.png", "HTTPS://x", " https://x", "ftp://x/y", "file:///etc/passwd", "s3://b/k"):
         assert security.is_url(u), u
@@ -308,8 +308,8 @@ def test_no_remote_fetch_middleware_on_raw_asgi():
 
 
 def test_run_folders_stay_inside_the_app_folder(tmp_path, monkeypatch):
-    from sr.app import comparison, errors, inputs, security, single, workspace  # noqa: F401
-    from sr.app import config as cfg  # noqa: F401
+    from sr.app import errors, inputs, security, workspace
+    from sr.app import config as cfg
 
     root = tmp_path / "app_tmp"
     monkeypatch.setenv("SR_APP_TMP", str(root))
@@ -401,8 +401,8 @@ def test_app_settings_limit_uploads_and_clean_temporary_files():
     assert re.search(r"max_file_size\s*=\s*L\.max_file_size\(\)", src)
     assert re.search(r"delete_cache\s*=", src) and re.search(r"delete_callback\s*=\s*L\.cleanup_state", src)
     assert "workspace.sweep_old(" in src
-    from sr.app import comparison, errors, inputs, security, single, workspace  # noqa: F401
-    from sr.app import config as cfg  # noqa: F401
+    from sr.app import errors, inputs, security, workspace
+    from sr.app import config as cfg
 
     env = dict(os.environ)
     try:
