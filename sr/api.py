@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
@@ -14,19 +15,49 @@ list_models = zoo.list_models
 load = zoo.load
 
 _fast_lock = threading.Lock()
-_fast: dict[tuple[str, str], torch.nn.Module] = {}
+_fast: "OrderedDict[tuple, torch.nn.Module]" = OrderedDict()
+FAST_CACHE_SIZE = 32
 
 
-def fast_model(model_id: str, precision: str | None = None) -> torch.nn.Module:
-    """Shared, read-only fast-path copy of a zoo generator (BN folded, channels_last)."""
+def resolve_blend(model_id: str, blend: float | None) -> float | None:
+    """The blend a call uses: ``None`` for models without one, else the given value or the
+    model's validated default (see :mod:`sr.blend`)."""
+    from . import blend as _blend
+
+    if blend is None:
+        return _blend.default_blend(model_id)
+    if zoo.get_entry(model_id).blend_parent is None:
+        raise _blend.BlendError(f"{model_id!r} has no blend (only GANs fine-tuned from a pixel-loss model do)")
+    return _blend.quantize(blend)
+
+
+def fast_model(model_id: str, precision: str | None = None, blend: float | None = None) -> torch.nn.Module:
+    """Shared, read-only fast-path copy of a zoo generator (BN folded, channels_last), blended
+    with its pixel-loss parent when ``blend`` (or the model's default) is below 1.
+
+    Blends other than 0, 1 and the model's default run on the torch backend: building one
+    takes milliseconds, where an OpenVINO conversion takes seconds."""
+    from . import blend as _blend
     from .runtime import optimize_for_inference, resolve_precision
 
     precision = resolve_precision(precision)
-    key = (model_id, precision)
+    a = resolve_blend(model_id, blend)
+    key = (model_id, precision, a)
     with _fast_lock:
-        if key not in _fast:
-            _fast[key] = optimize_for_inference(zoo.shared(model_id), precision)
-        return _fast[key]
+        if key in _fast:
+            _fast.move_to_end(key)
+            return _fast[key]
+    if a is None or a == 1.0:
+        source, backend = zoo.shared(model_id), None
+    else:
+        source = _blend.blended(model_id, a)
+        backend = None if a in (0.0, _blend.default_blend(model_id)) else "torch"
+    fast = optimize_for_inference(source, precision, backend=backend)
+    with _fast_lock:
+        _fast[key] = fast
+        while len(_fast) > FAST_CACHE_SIZE:
+            _fast.popitem(last=False)
+    return fast
 
 
 def upscale(
@@ -37,12 +68,15 @@ def upscale(
     precision: str | None = None,
     normalize: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    blend: float | None = None,
 ) -> np.ndarray:
     """Super-resolve ``image`` 4x: same dtype and layout out as in.
 
     ``image``: numpy (H,W) grey, (H,W,C) colour or channel stack; uint8, uint16 or float.
     ``model``: a zoo id (``sr.list_models()``) or a generator module. One-channel models run
     every channel independently (as one batch) and the channels are recombined.
+    ``blend``: for GANs, the fidelity-detail blend with their pixel-loss parent (0 = parent,
+    1 = GAN; default: the model's validated default, see :mod:`sr.blend`).
     """
     a = imio.check_array(image)
     if isinstance(model, str):
@@ -54,9 +88,11 @@ def upscale(
             return out
         if entry.kind != "generator":
             raise zoo.ZooError(f"model {model!r} is a {entry.kind}, not a super-resolution model")
-        net = fast_model(model, precision)
+        net = fast_model(model, precision, blend)
         precision = net.fast_precision
     else:
+        if blend is not None:
+            raise ValueError("blend needs a zoo id, not a module (use sr.blend.interpolate for modules)")
         net = model
     cfg = getattr(net, "config", {})
     in_c = cfg.get("in_channels", 1)

@@ -15,6 +15,13 @@ def _cmd_zoo(args) -> int:
     from . import zoo
 
     models = zoo.list_models()
+    if args.write_test_tensors:
+        from .testtensors import write
+
+        for m in models:
+            if m["kind"] != "baseline" and m["available"]:
+                print(write(m["id"]))
+        return 0
     if args.json:
         print(json.dumps(models, indent=2))
         return 0
@@ -86,7 +93,7 @@ def _cmd_upscale(args) -> int:
     for src in args.inputs:
         try:
             image, info = imio.read_image(src)
-            result = api.upscale(image, args.model, tile=args.tile, overlap=args.overlap,
+            result = api.upscale(image, args.model, tile=args.tile, overlap=args.overlap, blend=args.blend,
                                  precision=args.precision, normalize=args.normalize)
             dest = out_dir / f"{Path(src).stem}_x4_{args.model}{imio.output_suffix(info, result)}"
             imio.write_image(dest, result, info)
@@ -148,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--json", action="store_true", help="print the registry as JSON")
     z.add_argument("--markdown", action="store_true", help="print the zoo table (quality, speed)")
     z.add_argument("--readme", default=None, help="also write the table into this README's zoo-table markers")
+    z.add_argument("--write-test-tensors", action="store_true",
+                   help="write test_input.npy / test_output.npy next to every available model's weights")
     z.set_defaults(func=_cmd_zoo)
 
     u = sub.add_parser("upscale", help="super-resolve image files 4x")
@@ -158,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--overlap", type=int, default=None, help="tile margin (default: receptive field)")
     u.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
     u.add_argument("--normalize", choices=["auto", "dtype", "percentile"], default="auto")
+    u.add_argument("--blend", type=float, default=None,
+                   help="GANs: fidelity-detail blend with the pixel-loss parent, 0..1 (default: the model's validated default)")
     u.set_defaults(func=_cmd_upscale)
 
     t = sub.add_parser("train", help="train a zoo model (recipe from the registry)")
@@ -184,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
                         '\'{"discriminator": {"head": "gap"}}\' (needs --no-export)')
     t.set_defaults(func=_cmd_train)
 
+    b = sub.add_parser("blend", help="fidelity-detail blend of a GAN with its pixel-loss parent")
+    bsub = b.add_subparsers(dest="blend_command", required=True)
+    bc = bsub.add_parser("choose", help="measure every blend on the validation fields and pick the default")
+    bc.add_argument("model")
+    bc.add_argument("--data", required=True, help="the training folder (its validation fields are used)")
+    bc.add_argument("--write", action="store_true", help="store the default and the curve in the card")
+    bc.set_defaults(func=_lazy("blend", "choose_cli"))
+
     e = sub.add_parser("evaluate", help="PSNR/SSIM/time table on a folder of HR images")
     e.add_argument("--data", required=True, action="append", help="folder of HR images (repeatable)")
     e.add_argument("--models", default=None, help="comma-separated ids (default: all available)")
@@ -193,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, help="use only the first N images")
     e.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
     e.add_argument("--segmentation", action="store_true", help="also nuclei Dice/count on blue images")
+    e.add_argument("--baseline", default="bicubic", help="paired differences against this method (default bicubic)")
+    e.add_argument("--ssim", choices=["uniform", "gaussian"], default="uniform",
+                   help="SSIM window: 7x7 uniform (scikit-image default) or Gaussian sigma 1.5 (SR papers)")
     e.add_argument("--update-cards", action="store_true", help="write test metrics into the model cards")
     e.add_argument("--figure", default=None, help="HR image for the paper-style comparison figure")
     e.add_argument("--figure-roi", action="append", default=[], help="x,y,size of a ROI box (repeatable)")

@@ -87,8 +87,11 @@ def export(model_id: str, module, card: dict | None = None, folder: Path | None 
     module.save_pretrained(str(folder))
     # save_pretrained writes its own README when a card template exists: replace it with ours
     (folder / zoo.CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+    from .testtensors import write as write_test_tensors
+
+    write_test_tensors(model_id, folder, module)
     sha = zoo.sha256_file(folder / zoo.WEIGHT_FILE)
-    zoo.update_entry(model_id, sha256=sha, **({"card": card} if card else {}))
+    zoo.update_entry(model_id, replace_card=bool(card), sha256=sha, **({"card": card} if card else {}))
     write_card(model_id, folder)
     return folder
 

@@ -160,8 +160,9 @@ def super_resolvers(available_only: bool = True) -> list[ModelEntry]:
     return [e for e in entries() if e.upscales and (e.available or not available_only)]
 
 
-def update_entry(model_id: str, **changes) -> None:
-    """Rewrite one registry entry (used by training, evaluation and publishing).
+def update_entry(model_id: str, replace_card: bool = False, **changes) -> None:
+    """Rewrite one registry entry (used by training, evaluation and publishing). ``card``
+    changes are merged into the card, or replace it with ``replace_card`` (a new training run).
 
     Read-modify-write under a file lock: parallel training chains export into one registry.
     """
@@ -174,7 +175,7 @@ def update_entry(model_id: str, **changes) -> None:
         for m in reg["models"]:
             if m["id"] == model_id:
                 for k, v in changes.items():
-                    if k == "card":
+                    if k == "card" and not replace_card:
                         m.setdefault("card", {}).update(v)
                     else:
                         m[k] = v

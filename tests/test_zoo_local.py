@@ -74,3 +74,13 @@ def test_package_import_is_light():
     code = "import sys, sr; print('torch' in sys.modules, 'gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_every_shipped_model_passes_its_test_tensors():
+    """bioimage.io-style: each model in weights/ reproduces its committed test output."""
+    from sr import testtensors, zoo
+
+    shipped = [e.id for e in zoo.entries() if e.learned and e.available]
+    assert shipped
+    for mid in shipped:
+        assert testtensors.check(mid) <= testtensors.ATOL, mid

@@ -40,6 +40,12 @@ def compare_tab() -> SimpleNamespace:
                 with gr.Accordion("Options", open=False):
                     tile = gr.Slider(64, 512, value=cfg.DEFAULT_TILE, step=32,
                                      label="Tile size (low-resolution pixels) for tiled inference")
+                with gr.Row():
+                    blend_default = gr.Checkbox(True, label="GANs at their validated default blend",
+                                                elem_id="blend-default")
+                    blend = gr.Slider(0, 1, value=1.0, step=0.05, elem_id="blend",
+                                      label="GAN detail: blend with the pixel-loss parent (0 = parent, 1 = GAN)",
+                                      info="Used when the box is unticked. Exact weight interpolation (ESRGAN).")
                 run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
                 ex = examples_.examples()
                 gr.Examples([[str(cfg.EXAMPLES_DIR / e.file), e.mode] for e in ex], [image_file, mode],
@@ -54,9 +60,10 @@ def compare_tab() -> SimpleNamespace:
                              columns=5, object_fit="contain", rows=1, elem_id="results",
                              buttons=["download", "fullscreen"])
         table = gr.Dataframe(headers=cfg.TABLE_HEADERS, datatype=["str", "str", "number", "number",
-                                                                "number", "str"],
+                                                                "number", "str", "number", "number", "number"],
                              label="Metrics (PSNR/SSIM against your original; inference time)",
                              interactive=False, elem_id="metrics")
+        gr.Markdown(cfg.METRICS_NOTE, elem_id="metrics-note")
         gr.Markdown("### Compare two images with the slider")
         with gr.Row():
             slider_a = gr.Dropdown(comparison.image_keys(), value=None, label="Left", interactive=True)
@@ -112,14 +119,15 @@ def compare_tab() -> SimpleNamespace:
                       api_name="load_image", concurrency_limit=4)
 
     @user_errors
-    def compare(file, mode, models, roi_size, tile, pending, old_state,
+    def compare(file, mode, models, roi_size, tile, blend_default, blend, pending, old_state,
                 request: gr.Request, progress=gr.Progress()):
         """Run the chosen models on the image and compare them (metrics in mode 'hr')."""
         workspace.sweep_old(cfg.STATE_TTL_S)
         roi_xy = (pending or {}).get("roi")
         state = comparison.run_comparison(file, mode, models, roi=roi_xy, roi_size=roi_size,
                                  tile=tile, session=_session(request),
-                                 progress=lambda f, d: progress(f, desc=d))
+                                 progress=lambda f, d: progress(f, desc=d),
+                                 blend=None if blend_default in (True, None) else blend)
         workspace.cleanup_state(old_state)
         r = roi_ui.roi_views(state, *state["roi"])
         a, b = comparison.default_slider_keys(state)
@@ -129,7 +137,7 @@ def compare_tab() -> SimpleNamespace:
                 gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=choices, value=b),
                 r["preview"], x, y, s, r["gallery"], r["figure"], r["figure"], state["downloads"], state)
 
-    run_btn.click(compare, [image_file, mode, models, roi_size, tile, preview_state, run_state],
+    run_btn.click(compare, [image_file, mode, models, roi_size, tile, blend_default, blend, preview_state, run_state],
                   result_outputs, api_name="compare", concurrency_limit=cfg.concurrency_limit(),
                   concurrency_id="inference")
 

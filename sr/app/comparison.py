@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .. import degrade as _degrade
-from .. import imio, metrics, zoo
+from .. import imio, metrics, spectral, zoo
 from ..display import Stretch, nearest, save_preview, save_view
 from ..tiling import DEFAULT_TILE
 from .config import MODE_HR, NO_METRICS_WHY, SCALE, Progress
@@ -50,11 +50,14 @@ def run_comparison(
     tile: int | None = DEFAULT_TILE,
     session: str | None = None,
     progress: Progress | None = None,
+    blend: float | None = None,
 ) -> dict:
     """Run the chosen models on one image; returns the run's state dict (see module doc).
 
     ``roi``: optional (x, y) top-left of the zoom region in result pixels (else automatic);
     ``roi_size``: its side (default about a fifth of the image).
+    ``blend``: the fidelity-detail blend of every GAN with its pixel-loss parent (0..1; None:
+    each GAN's validated default; see :mod:`sr.blend`). Other models ignore it.
     """
     from .. import api
 
@@ -70,12 +73,12 @@ def run_comparison(
         raise AppError(f"Tile size {tile} is out of range (16 to 2048 low-resolution pixels).")
     run_dir = new_run_dir(session)
     try:
-        return _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir, progress, api)
+        return _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir, progress, api, blend)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
-def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, progress, api) -> dict:
+def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, progress, api, blend=None) -> dict:
     notes = []
     if mode == MODE_HR:
         ref = _degrade.crop_to_multiple(a)
@@ -84,6 +87,7 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
                          f"{ref.shape[1]}x{ref.shape[0]} px (a multiple of 4) to be the reference.")
         lr = _degrade.degrade(ref)
         stretch = Stretch.of(ref)
+        fg_mask = metrics.foreground_mask(ref)
     else:
         ref, lr = None, a
         stretch = Stretch.of(lr)
@@ -112,9 +116,9 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
         imio.write_image(lr_file, lr, info)
         add_item("input", "LR input (4x bicubic downscale; nearest x4)", "input",
                  nearest(lr_u8, SCALE))
-        if a.dtype == np.uint16:
-            notes.append("PSNR/SSIM use the full 16-bit data range (65535), the project's "
-                         "convention: an image that uses a small part of it gets high values.")
+        if a.dtype != np.uint8:
+            notes.append(f"PSNR/SSIM of this {a.dtype} image use the reference's own range (max - min "
+                         "of each channel), not the full range of the type: see the metrics note.")
     else:
         lr_file = None
         add_item("input", "Input (nearest x4)", "input", nearest(lr_u8, SCALE))
@@ -134,28 +138,37 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
                 continue
             if progress:
                 progress(i / n, f"{entry.title}: loading")
+            b = _model_blend(mid, blend)
+            if b is not None:
+                row["label"] = f"{entry.title} (blend {b:g})"
+                row["blend"] = b
             if entry.kind == "generator":
-                api.fast_model(mid)  # load once (shared, read-only); not part of the timing
+                api.fast_model(mid, blend=b)  # load once (shared, read-only); not part of the timing
 
             def on_tile(done, total, i=i, title=entry.title):
                 if progress:
                     progress((i + done / max(total, 1)) / n, f"{title}: tile {done}/{total}")
 
             t0 = time.perf_counter()
-            out = api.upscale(lr, mid, tile=tile, progress=on_tile)
+            out = api.upscale(lr, mid, tile=tile, progress=on_tile, blend=b)
             row["time_s"] = time.perf_counter() - t0
             if out.shape[:2] != (out_h, out_w):
                 raise RuntimeError(f"result is {out.shape[1]}x{out.shape[0]}, expected {out_w}x{out_h}")
             if ref is not None:
-                s = metrics.score(ref, out)
+                s = metrics.score(ref, out, foreground=True, mask=fg_mask)
                 row["psnr"] = None if math.isinf(s["psnr"]) else s["psnr"]
                 row["ssim"] = s["ssim"]
+                row["fg_psnr"] = None if math.isinf(s["fg_psnr"]) else s["fg_psnr"]
+                row["fg_ssim"] = s["fg_ssim"]
+                row["lsd"] = spectral.hf_lsd(_mean_plane(ref), _mean_plane(out))
+                if ref.ndim == 3 and ref.shape[2] > 1:
+                    row["channels"] = metrics.per_channel(ref, out)
                 if math.isinf(s["psnr"]):
                     row["status"] = "ok (identical to the reference)"
             f = run_dir / f"{name}_{mid}_x4{_lossless_suffix(info, out)}"
             imio.write_image(f, out, info)
             downloads.append(str(f))
-            add_item(mid, entry.title, "model", stretch.apply(out), id=mid, psnr=row["psnr"],
+            add_item(mid, row["label"], "model", stretch.apply(out), id=mid, psnr=row["psnr"],
                      ssim=row["ssim"], time_s=row["time_s"], file=str(f))
             row["status"] = row["status"] or "ok"
             del out
@@ -174,16 +187,19 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
         progress(1.0, "writing results")
 
     ok = [r for r in rows if r["status"].startswith("ok")]
+    if _channel_notes(rows):
+        notes.append(_channel_notes(rows))
     skipped = [r for r in rows if not r["status"].startswith("ok")]
     if skipped:
         notes.append("Not run: " + "; ".join(f"**{r['id']}**: {r['status']}" for r in skipped) + ".")
     with open(run_dir / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
         wr = csv.writer(fh)
-        wr.writerow(["model", "id", "psnr_db", "ssim", "time_s", "status"])
+        wr.writerow(["model", "id", "psnr_db", "ssim", "time_s", "status", "cells_psnr_db", "cells_ssim",
+                     "hf_spectral_distance_db", "blend"])
         for r in rows:
-            wr.writerow([r["label"], r["id"], "" if r["psnr"] is None else f"{r['psnr']:.4f}",
-                         "" if r["ssim"] is None else f"{r['ssim']:.5f}",
-                         "" if r["time_s"] is None else f"{r['time_s']:.4f}", r["status"]])
+            f4 = lambda v, n=4: "" if v is None else f"{v:.{n}f}"  # noqa: E731
+            wr.writerow([r["label"], r["id"], f4(r["psnr"]), f4(r["ssim"], 5), f4(r["time_s"]), r["status"],
+                         f4(r.get("fg_psnr")), f4(r.get("fg_ssim"), 5), f4(r.get("lsd"), 3), r.get("blend", "")])
     files = list(downloads)
     if lr_file is not None:
         files.append(str(lr_file))
@@ -209,6 +225,29 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
     }
     state["message"] = summary_markdown(state, ok)
     return state
+
+def _mean_plane(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float64) if a.ndim == 2 else a.astype(np.float64).mean(axis=2)
+
+
+def _channel_notes(rows: list[dict]) -> str:
+    """Per-channel PSNR/SSIM of each model (multi-channel references), as one Markdown line each."""
+    lines = []
+    for r in rows:
+        if r.get("channels"):
+            parts = ", ".join(f"ch{i}: {c['psnr']:.2f} dB / {c['ssim']:.3f}" for i, c in enumerate(r["channels"]))
+            lines.append(f"- {r['label']}: {parts}")
+    return "Per channel (PSNR / SSIM):\n" + "\n".join(lines) if lines else ""
+
+
+def _model_blend(model_id: str, blend: float | None) -> float | None:
+    """The blend this run uses for ``model_id`` (None: a model without a blend)."""
+    from .. import blend as _blend
+
+    if not _blend.can_blend(model_id):
+        return None
+    return _blend.default_blend(model_id) if blend is None else _blend.quantize(blend)
+
 
 def summary_markdown(state: dict, ok_rows: list[dict]) -> str:
     h, w = state["out_hw"]
@@ -236,7 +275,10 @@ def table_rows(state: dict | None) -> list[list]:
         out.append([r["label"], r["id"],
                     None if r["psnr"] is None else round(r["psnr"], 2),
                     None if r["ssim"] is None else round(r["ssim"], 4),
-                    None if r["time_s"] is None else round(r["time_s"], 3), r["status"]])
+                    None if r["time_s"] is None else round(r["time_s"], 3), r["status"],
+                    None if r.get("fg_psnr") is None else round(r["fg_psnr"], 2),
+                    None if r.get("fg_ssim") is None else round(r["fg_ssim"], 4),
+                    None if r.get("lsd") is None else round(r["lsd"], 2)])
     return out
 
 def gallery(state: dict | None) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ from typing import Callable
 
 from .. import degrade as _degrade
 from ..settings import settings
+from ..tiling import DEFAULT_TILE  # noqa: F401 (the app's default tile size)
 from .errors import AppError
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -34,7 +35,12 @@ ROI_VIEW = 256   # region-of-interest crops are shown at about this size, neares
 
 FIG_CELL = 256   # size of one panel of the comparison figure
 
-TABLE_HEADERS = ["model", "id", "PSNR (dB)", "SSIM", "time (s)", "status"]
+TABLE_HEADERS = ["model", "id", "PSNR (dB)", "SSIM", "time (s)", "status", "cells PSNR (dB)", "cells SSIM",
+                 "HF spectrum distance (dB)"]
+METRICS_NOTE = ("PSNR/SSIM against your original: data range 255 for 8-bit images, the reference's own range "
+                "(max - min) for 16-bit and float; SSIM with a 7x7 uniform window; mean over channels. "
+                "Cells: only the foreground (Otsu on the smoothed reference). HF spectrum distance: how far the "
+                "result's fine-detail spectrum is from the reference's (dB, lower is closer; bicubic leaves it empty).")
 
 ZOO_HEADERS = ["id", "model", "kind", "status", "architecture", "training", "test PSNR / SSIM",
                "Hub repo @ revision"]

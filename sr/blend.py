@@ -1,0 +1,167 @@
+"""Fidelity-detail blend: exact weight interpolation of a GAN with its pixel-loss parent.
+
+ESRGAN's network interpolation: every parameter (and batch-norm statistic) of the blended
+generator is ``(1 - a) * parent + a * gan``; ``a = 1`` is the GAN, ``a = 0`` the PSNR-oriented
+model it was fine-tuned from (``recipe.init`` in the registry). Both must have the same
+architecture, which fine-tuning guarantees; the GAN's card pins the parent's sha256
+(``init_sha256``), so a retrained parent is never blended with a GAN that did not start from it.
+
+Each GAN's default ``a`` (``card.default_blend``) is chosen on the validation fields by
+``python -m sr blend choose MODEL --data DIR``: the largest value whose paired PSNR and SSIM
+gains over bicubic are both positive.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+
+import torch
+
+from . import zoo
+
+STEP = 0.05  # blend values are rounded to this grid (so slider positions share cached models)
+
+
+class BlendError(zoo.ZooError):
+    """A blend was asked of a model that has none, or with a value out of range."""
+
+
+def quantize(alpha: float) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise BlendError(f"blend must be a number between 0 and 1, got {alpha!r}") from None
+    if not 0.0 <= a <= 1.0:
+        raise BlendError(f"blend must be between 0 (pixel-loss parent) and 1 (the GAN), got {a:g}")
+    return round(round(a / STEP) * STEP, 4)
+
+
+def parent_of(model_id: str) -> str:
+    """The pixel-loss model a GAN was fine-tuned from; raises if it cannot be blended."""
+    entry = zoo.get_entry(model_id)
+    parent = entry.blend_parent
+    if parent is None:
+        raise BlendError(f"{model_id!r} is not a GAN fine-tuned from a pixel-loss model: it has no blend")
+    pinned = (entry.card or {}).get("init_sha256")
+    actual = zoo.get_entry(parent).sha256
+    if pinned and actual != pinned:
+        raise BlendError(f"{model_id!r} was fine-tuned from another version of {parent!r} "
+                         f"(sha256 {pinned[:12]}, now {str(actual)[:12]}): retrain it to blend")
+    return parent
+
+
+def can_blend(model_id: str) -> bool:
+    try:
+        parent = parent_of(model_id)
+    except zoo.ZooError:
+        return False
+    return zoo.get_entry(model_id).available and zoo.get_entry(parent).available
+
+
+def default_blend(model_id: str) -> float | None:
+    """The model's validated default (None for models without a blend: use them as they are)."""
+    entry = zoo.get_entry(model_id)
+    if entry.blend_parent is None:
+        return None
+    value = (entry.card or {}).get("default_blend")
+    return 1.0 if value is None else float(value)
+
+
+def interpolate(parent: torch.nn.Module, gan: torch.nn.Module, alpha: float) -> torch.nn.Module:
+    """A new module with every floating-point tensor blended; integer buffers from the GAN."""
+    sp, sg = parent.state_dict(), gan.state_dict()
+    if sp.keys() != sg.keys():
+        raise BlendError("the GAN and its parent have different layers: they cannot be blended")
+    out = copy.deepcopy(gan)
+    blended = {}
+    for k, g in sg.items():
+        p = sp[k]
+        if p.shape != g.shape:
+            raise BlendError(f"layer {k}: shapes differ ({tuple(p.shape)} vs {tuple(g.shape)})")
+        blended[k] = torch.lerp(p.float(), g.float(), alpha).to(g.dtype) if g.is_floating_point() else g.clone()
+    out.load_state_dict(blended, strict=True)
+    return out.eval().requires_grad_(False)
+
+
+_lock = threading.Lock()
+_cache: "OrderedDict[tuple[str, float], torch.nn.Module]" = OrderedDict()
+CACHE_SIZE = 24
+
+
+def blended(model_id: str, alpha: float) -> torch.nn.Module:
+    """The blended generator (shared, read-only; cached per value)."""
+    a = quantize(alpha)
+    if a == 1.0:
+        return zoo.shared(model_id)
+    parent = parent_of(model_id)
+    if a == 0.0:
+        return zoo.shared(parent)
+    key = (model_id, a)
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    net = interpolate(zoo.shared(parent), zoo.shared(model_id), a)
+    with _lock:
+        _cache[key] = net
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return net
+
+
+def validation_curve(model_id: str, data_dir: str, grid=None, val_fraction: float = 0.1) -> list[dict]:
+    """Paired PSNR/SSIM gain over bicubic and HF spectral distance of each blend value, on the
+    validation fields of ``data_dir`` (held out from training by field id)."""
+    import numpy as np
+
+    from . import api, data, degrade, metrics, spectral
+    from .validation import _mean_ci
+
+    grid = [round(x, 2) for x in np.linspace(0, 1, 11)] if grid is None else grid
+    _, val = data.split(data.scan(data_dir), val_fraction)
+    if not val:
+        raise BlendError(f"no validation fields in {data_dir}")
+    refs = []
+    for plane in data.load_planes(val):
+        hr = plane.hr_raw
+        lr = degrade.degrade(hr)
+        b = degrade.upscale_baseline(lr, "bicubic")
+        refs.append((hr, lr, metrics.psnr(hr, b), metrics.ssim(hr, b)))
+    rows = []
+    for a in grid:
+        dp, ds, lsd = [], [], []
+        for hr, lr, bp, bs in refs:
+            out = api.upscale(lr, model_id, blend=a)
+            dp.append(metrics.psnr(hr, out) - bp)
+            ds.append(metrics.ssim(hr, out) - bs)
+            lsd.append(spectral.hf_lsd(hr, out))
+        (mp, cp), (ms, cs) = _mean_ci(dp), _mean_ci(ds)
+        rows.append({"blend": a, "dpsnr": round(mp, 4), "dpsnr_ci": round(cp, 4), "dssim": round(ms, 5),
+                     "dssim_ci": round(cs, 5), "lsd": round(float(np.mean(lsd)), 3), "fields": len(refs)})
+    return rows
+
+
+def choose(rows: list[dict]) -> float:
+    """The largest blend whose paired PSNR and SSIM gains over bicubic are both above zero at
+    the lower end of their 95% intervals (0 if none: the parent)."""
+    ok = [r["blend"] for r in rows if r["dpsnr"] - r["dpsnr_ci"] > 0 and r["dssim"] - r["dssim_ci"] > 0]
+    return max(ok) if ok else 0.0
+
+
+def choose_cli(args) -> int:
+    import json
+
+    rows = validation_curve(args.model, args.data)
+    a = choose(rows)
+    print(json.dumps({"model": args.model, "default_blend": a, "curve": rows}, indent=1))
+    if args.write:
+        from .publish import write_card
+
+        entry = zoo.get_entry(args.model)
+        card = {**entry.card, "default_blend": a, "blend_curve": rows,
+                "blend_selection": "largest blend whose paired PSNR and SSIM gains over bicubic on the "
+                                   "validation fields are above zero (lower end of the 95% interval)"}
+        zoo.update_entry(args.model, card=card)
+        write_card(args.model)
+    return 0
