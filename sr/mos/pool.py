@@ -256,12 +256,12 @@ def display_stretch(outs: dict[str, np.ndarray], ref: np.ndarray,
     """One linear stretch from ``ref``'s percentiles, applied identically to every version."""
     if percentiles is None:
         return outs, [0.0, 255.0]
-    lo, hi = (float(v) for v in np.percentile(ref, percentiles))
+    lo, hi = (round(float(v), 3) for v in np.percentile(ref, percentiles))  # as recorded in the manifest
     if hi - lo < 1.0:
         hi = lo + 1.0
-    gain = 255.0 / (hi - lo)
+    gain = np.float32(255.0 / (hi - lo))
     return ({m: np.clip((o.astype(np.float32) - lo) * gain + 0.5, 0, 255).astype(np.uint8) for m, o in outs.items()},
-            [round(lo, 3), round(hi, 3)])
+            [lo, hi])
 
 
 def _save_png(path: Path, a: np.ndarray) -> None:
