@@ -20,7 +20,7 @@ from sr import imio  # noqa: E402
 from sr.ui_errors import user_errors  # noqa: E402
 
 from sr.live_ui import live_tab  # noqa: E402
-from sr.mos_ui import mos_tabs  # noqa: E402
+from sr.mos_ui import MOS_CSS, mos_tabs  # noqa: E402
 
 log = logging.getLogger("sr.app")
 
@@ -252,7 +252,7 @@ def main() -> None:
     demo.launch(**L.server_settings(), max_file_size=L.max_file_size(),
                 app_kwargs={"middleware": [Middleware(L.NoRemoteFetch)]},  # never fetch a client's URL
                 allowed_paths=[str(L.EXAMPLES_DIR)], show_error=True, ssr_mode=False,
-                theme=THEME, css=CSS)
+                theme=THEME, css=CSS + MOS_CSS)
 
 
 if __name__ == "__main__":
