@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import tempfile
@@ -43,6 +44,8 @@ from sr.mos.autobuild import ensure_pool, pool_state
 from sr.mos.config import MosConfig
 from sr.mos.pool import Pool, PoolMissing, score_label
 from sr.mos.session import POOL_CHANGED, Session, Study, VoteRejected, get_study
+
+log = logging.getLogger(__name__)
 
 CHOICES = [(score_label(k), k) for k in range(1, 6)]
 
@@ -231,6 +234,18 @@ class _Server:
             return self._results_value
 
 
+def _oauth_available() -> bool:
+    """Gradio's LoginButton works on a Space with OAuth enabled, or locally with an HF token."""
+    if os.environ.get("OAUTH_CLIENT_ID") and os.environ.get("SPACE_ID"):
+        return True
+    try:
+        from huggingface_hub import get_token
+
+        return bool(get_token())
+    except Exception:
+        return False
+
+
 def _reject(message: str, title: str = "Rating not recorded") -> gr.Error:
     """An expected refusal: a toast for the rater, the message for API clients, no traceback in the log."""
     return gr.Error(message, title=title, print_exception=False)
@@ -255,7 +270,11 @@ def mos_tabs(app_state=None, *, config: MosConfig | None = None) -> dict:
         c["notice"] = gr.Markdown(srv.notice)
         c["timer"] = gr.Timer(10, active=pool_state(cfg) != "ready")
         if cfg.access == "hf-login":
-            c["login"] = gr.LoginButton()
+            if _oauth_available():
+                c["login"] = gr.LoginButton()
+            else:  # Gradio would refuse to build the app; every Start is refused instead
+                log.warning("SR_MOS_ACCESS=hf-login but no Hugging Face OAuth here (a Space with `hf_oauth: true`, "
+                            "or HF_TOKEN for local testing): nobody can sign in")
         c["token"] = gr.Textbox(label="Invitation code", type="password", max_length=64,
                                 visible=cfg.access == "invite")
         c["start"] = gr.Button("Start", variant="primary", size="lg")

@@ -376,3 +376,26 @@ def test_stretch_is_shared_by_all_versions_of_a_crop():
     assert got["reference"].max() == 255 and got["reference"].min() == 0
     want = np.clip((outs["x"].astype(np.float32) - lo) * 255 / (hi - lo) + 0.5, 0, 255).astype(np.uint8)
     assert np.array_equal(got["x"], want) and got["x"].max() < 128  # the same mapping, not a stretch of its own
+
+
+def test_hf_login_mode_wiring(app, tmp_path, monkeypatch):
+    """hf-login: a refusal without a profile, one session per (hashed) account (no Hub: no LoginButton)."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    cfg = MosConfig.from_env(pool=app["pool"], votes=tmp_path / "v.csv", items=2, min_seconds=0, hf_repo=None,
+                             access="hf-login", access_file=tmp_path / "a.json", study_id="hf1")
+    with gr.Blocks():
+        c = mos_tabs(config=cfg)
+    assert "login" not in c and not c["token"].visible  # no OAuth here: Gradio could not build a LoginButton
+    srv = c["server"]
+    with pytest.raises(gr.Error, match="Sign in"):
+        srv.start("", None, None)
+
+    class Profile:
+        username = "Alice"
+
+    _, bad, good, session = srv.start("", None, Profile())
+    assert bad and good and session.rater_key and "alice" not in (tmp_path / "a.json").read_text().lower()
+    with pytest.raises(gr.Error, match="already taken part"):
+        srv.start("", None, Profile())
