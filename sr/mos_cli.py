@@ -1,9 +1,11 @@
-"""``python -m sr mos {build,report}``: build the MOS item pool, report a study's results.
+"""``python -m sr mos {build,report,invite,simulate}``: the MOS item pool, results, invitations, simulation.
 
     python -m sr mos build --data DIR [--models nearest,bicubic,srgan] [--out data/mos_pool]
                            [--crop 256] [--limit N] [--calibration 1] [--force]
     python -m sr mos report [VOTES.csv | FOLDER ...] [--out data/mos_report]
-                            [--boot 2000] [--seed 0] [--no-screen] [--json FILE]
+                            [--boot 2000] [--seed 0] [--no-screen] [--json FILE] [--study ID]
+    python -m sr mos invite --n N [--out FILE] [--study ID]
+    python -m sr mos simulate [--quick] [--seed 0] [--delta 0.3] [--json FILE]
 """
 from __future__ import annotations
 
@@ -40,6 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--no-screen", action="store_true", help="do not drop raters by the screening rule")
     r.add_argument("--json", default=None, help="also write the full analysis as JSON here")
+    r.add_argument("--study", default=None, help="only votes of this study id (old files have none)")
+
+    i = sub.add_parser("invite", help="one-time invitation tokens (SR_MOS_ACCESS=invite); only hashes are kept")
+    i.add_argument("--n", type=int, required=True, help="number of tokens")
+    i.add_argument("--out", default=None, help="also write the tokens to this file (one a line)")
+    i.add_argument("--study", default=None, help="study id (default: SR_MOS_STUDY)")
+
+    s = sub.add_parser("simulate", help="simulated raters through the real store and statistics")
+    s.add_argument("--quick", action="store_true", help="fewer replicates (seconds; for tests)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--delta", type=float, default=0.3, help="MOS difference for the power analysis")
+    s.add_argument("--items", type=int, default=20, help="items per session")
+    s.add_argument("--json", default=None, help="also write the results as JSON here")
     return p
 
 
@@ -66,6 +81,8 @@ def _report(a) -> int:
     from .mos.config import default_votes
 
     read = read_votes(a.votes or [default_votes()])
+    if a.study:
+        read.votes = [v for v in read.votes if v.study_id == a.study]
     for p in read.problems:
         print(f"warning: {p}", file=sys.stderr)
     analysis = analyze(read.votes, n_boot=a.boot, seed=a.seed, apply_screening=not a.no_screen)
@@ -79,11 +96,44 @@ def _report(a) -> int:
     return 0
 
 
+def _invite(a) -> int:
+    import os
+
+    from .mos.access import AccessFile
+    from .mos.config import MosConfig
+
+    cfg = MosConfig.from_env(**({"study_id": a.study} if a.study else {}))
+    tokens = AccessFile(cfg.access_file).create_tokens(a.n, cfg.study_id)
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(tokens) + "\n")
+    print("\n".join(tokens))
+    print(f"{len(tokens)} one-time token(s) for study {cfg.study_id}; their salted hashes are in "
+          f"{cfg.access_file}. Run the app with SR_MOS_ACCESS=invite.", file=sys.stderr)
+    return 0
+
+
+def _simulate(a) -> int:
+    from dataclasses import asdict
+
+    from .mos.simulate import run, to_text
+
+    res = run(quick=a.quick, seed=a.seed, delta=a.delta, items=a.items)
+    print(to_text(res), end="")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(asdict(res), indent=1, default=str) + "\n", encoding="utf-8")
+    return 0
+
+
 def cli(args) -> int:
     """Entry from ``python -m sr mos ...`` (``args.mos_args``: the remaining argv strings)."""
     argv = list(getattr(args, "mos_args", None) or [])
     a = build_parser().parse_args(argv)
-    return {"build": _build, "report": _report}[a.mos_command](a)
+    return {"build": _build, "report": _report, "invite": _invite, "simulate": _simulate}[a.mos_command](a)
 
 
 def main(argv: list[str] | None = None) -> int:  # python -m sr.mos_cli

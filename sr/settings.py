@@ -21,7 +21,15 @@ def _var(env: str, default, doc: str, cast=None):
 
 
 def _bool(raw: str) -> bool:
-    return raw.strip().lower() not in ("0", "false", "no", "off", "")
+    v = raw.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_bool.__name__ = "boolean (1/0)"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,16 @@ class Settings:
     mos_results_delay: float | None = _var("SR_MOS_RESULTS_DELAY", None, "without a key: include raters idle this long (default: the session timeout)", float)
     mos_hf_repo: str | None = _var("SR_MOS_HF_REPO", None, "mirror the votes CSV to this private HF dataset repo")
     mos_hf_every: float = _var("SR_MOS_HF_EVERY", 5.0, "minutes between mirror commits", float)
+    mos_study: str = _var("SR_MOS_STUDY", "hpa-x4-v1", "study id written into every vote row")
+    mos_methods: str | None = _var("SR_MOS_METHODS", None, "methods of an auto-built pool, comma-separated (default: nearest, bicubic, srgan, srgan-improved, msrgan)")
+    mos_crop: int = _var("SR_MOS_CROP", 256, "HR crop size of an auto-built pool", int)
+    mos_hr: str | None = _var("SR_MOS_HR", None, "HR images for the auto-built pool (default `examples/mos_hr`)")
+    mos_auto_build: bool = _var("SR_MOS_AUTO_BUILD", True, "build the pool in the background when there is none", _bool)
+    mos_repeat: bool = _var("SR_MOS_REPEAT", True, "one hidden repeated item per session (P.808 consistency check)", _bool)
+    mos_access: str = _var("SR_MOS_ACCESS", "open", "`open`, `invite` or `hf-login`")
+    mos_sessions_per_hour: int = _var("SR_MOS_SESSIONS_PER_HOUR", 3, "open mode: sessions one client may start per hour", int)
+    mos_votes_per_minute: int = _var("SR_MOS_VOTES_PER_MINUTE", 120, "study-wide cap on accepted votes per minute", int)
+    mos_access_file: str | None = _var("SR_MOS_ACCESS_FILE", None, "salted hashes of invite tokens / accounts (default `data/mos_access.json`)")
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -91,6 +109,14 @@ class Settings:
     @property
     def mos_votes_path(self) -> Path:
         return Path(self.mos_votes) if self.mos_votes else PROJECT_DIR / "data" / "mos_votes.csv"
+
+    @property
+    def mos_hr_path(self) -> Path:
+        return Path(self.mos_hr) if self.mos_hr else PROJECT_DIR / "examples" / "mos_hr"
+
+    @property
+    def mos_access_file_path(self) -> Path:
+        return Path(self.mos_access_file) if self.mos_access_file else PROJECT_DIR / "data" / "mos_access.json"
 
 
 def settings(env: dict | None = None) -> Settings:

@@ -49,7 +49,9 @@ def app_server(timeout: float = 120) -> str:
     port = free_port()
     env = dict(os.environ, SR_REGISTRY=str(reg), SR_WEIGHTS_DIR=str(weights), SR_APP_TMP=str(root / "tmp"),
                GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_TEMP_DIR=str(root / "gradio"),
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
+               SR_MOS_POOL=str(root / "mos_pool"), SR_MOS_VOTES=str(root / "mos_votes.csv"),
+               SR_MOS_ACCESS_FILE=str(root / "mos_access.json"))  # never the repo's data/
     env.pop("SPACE_ID", None)
     log = open(root / "app.log", "w")
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

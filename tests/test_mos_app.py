@@ -13,7 +13,7 @@ from gradio_client import Client
 from conftest import REPO, free_port
 from sr.mos.config import MosConfig
 from sr.mos.store import read_votes
-from sr.mos_ui import mos_tabs
+from sr.app.mos_tab import mos_tabs
 from test_mos_pool import png_chunks, shared_tiny_pool
 
 ITEMS = 6  # one item per method
@@ -26,7 +26,9 @@ def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("mosapp")
     pool = shared_tiny_pool(tmp_path_factory)
     cfg = MosConfig.from_env(pool=pool, votes=root / "data" / "votes.csv", items=ITEMS, min_seconds=0,
-                             results_delay=0, results_key=None, hf_repo=None, max_rejects=100)
+                             results_delay=0, results_key=None, hf_repo=None, max_rejects=100, repeat=True,
+                             sessions_per_hour=1000, access="open", access_file=root / "data" / "access.json",
+                             hr_dir=root / "hr-not-there")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000000")  # no pandas summary after every event
         with gr.Blocks() as demo:
@@ -48,6 +50,8 @@ def forbidden_words(app) -> list[str]:
     words = {m["id"] for m in zoo["models"]} | {"reference", "nearest", "bicubic", "ground truth", "srgan"}
     manifest = json.loads((app["pool"] / "manifest.json").read_text())
     words |= {i["image_id"] for i in manifest["images"]} | {"cell_", str(app["pool"])}
+    words |= {i["item_id"] for i in manifest["items"]}  # the pool's permanent ids
+    words |= {str(app["cfg"].votes), str(app["cfg"].votes.parent), "mos_pool", "/tmp/pytest"}
     return sorted(words)
 
 
@@ -76,7 +80,7 @@ def test_blindness_of_every_page_and_endpoint(app):
         api = c.view_api(return_format="dict", print_info=False)
         assert {"/mos_start", "/mos_next", "/mos_vote", "/mos_results"} <= set(api["named_endpoints"])
         responses, images = [], []
-        start = c.predict(api_name="/mos_start")
+        start = c.predict("", api_name="/mos_start")
         responses.append(start)
         images += [start[1], start[2]]
         out = c.predict(api_name="/mos_next")
@@ -87,7 +91,7 @@ def test_blindness_of_every_page_and_endpoint(app):
             served.append(out[3])
             out = c.predict(out[3], 3, api_name="/mos_vote")
         responses.append(out)
-        assert len(served) == len(set(served)) == ITEMS and "All done" in out[0]
+        assert len(served) == len(set(served)) == ITEMS + 1 and "All done" in out[0]  # + the hidden repeat
         assert_blind(repr(responses), app, "API responses")
         sizes = set()
         for img in images:
@@ -119,8 +123,8 @@ def test_forged_votes_rejected_through_api(app):
     with pytest.raises(Exception, match="No rating session"):
         fresh.predict(api_name="/mos_next")
     c, other = client(app), client(app)
-    c.predict(api_name="/mos_start")
-    other.predict(api_name="/mos_start")
+    c.predict("", api_name="/mos_start")
+    other.predict("", api_name="/mos_start")
     item = c.predict(api_name="/mos_next")[3]
     foreign, n_other = other.predict(api_name="/mos_next")[3], 0
     while foreign == item:  # sessions may share items; take one that c was not shown
@@ -134,7 +138,8 @@ def test_forged_votes_rejected_through_api(app):
     assert nxt[3] and nxt[3] != item
     assert "already been rated" in vote_error(c, item, 5)  # replay
     after = read_votes(app["cfg"].votes).votes
-    assert len(after) == before + n_other + 1 and after[-1].item_id == item and after[-1].score == 5
+    assert len(after) == before + n_other + 1 and after[-1].score == 5
+    assert after[-1].item_id != item and after[-1].study_id == app["cfg"].study_id  # stored under the pool id
 
 
 def test_concurrent_raters_through_api(app):
@@ -145,7 +150,7 @@ def test_concurrent_raters_through_api(app):
 
     def rater(k):
         c = client(app)
-        c.predict(api_name="/mos_start")
+        c.predict("", api_name="/mos_start")
         out = c.predict(api_name="/mos_next")
         barrier.wait()
         done = []
@@ -162,8 +167,8 @@ def test_concurrent_raters_through_api(app):
     assert len(new) == RATERS * VOTES_EACH == sum(map(len, results))
     by_rater = {}
     for v in new:
-        by_rater.setdefault(v.rater_id, []).append((v.item_id, v.score))
-    assert sorted(by_rater.values()) == sorted(results)  # each rater's votes, in order, nothing else
+        by_rater.setdefault(v.rater_id, []).append(v.score)
+    assert sorted(by_rater.values()) == sorted([sc for _, sc in r] for r in results)  # each rater's, in order
     raw = path.read_bytes()
     assert raw.count(b"\n") == len(res.votes) + 1 and raw.endswith(b"\n")
 
@@ -194,13 +199,203 @@ def test_results_key_and_delay(app, tmp_path):
 def test_app_starts_without_pool(tmp_path, monkeypatch):
     monkeypatch.setenv("SR_MOS_POOL", str(tmp_path / "nopool"))
     monkeypatch.setenv("SR_MOS_VOTES", str(tmp_path / "votes.csv"))
+    monkeypatch.setenv("SR_MOS_AUTO_BUILD", "0")
     for k in ("SR_MOS_HF_REPO", "SR_MOS_RESULTS_KEY", "SR_MOS_RESULTS_DELAY"):
         monkeypatch.delenv(k, raising=False)
     with gr.Blocks():
         c = mos_tabs()
-    assert "python -m sr mos build" in c["notice"].value
+    assert "not set up" in c["server"].notice() and str(tmp_path) not in c["server"].notice()
     assert c["server"].cfg.pool == tmp_path / "nopool"
-    with pytest.raises(gr.Error, match="not set up"):
-        c["server"].start()
+    with pytest.raises(gr.Error, match="not set up") as e:
+        c["server"].start("")
+    assert str(tmp_path) not in str(e.value)  # no server path reaches a client
     md, _, _ = c["server"].results("")
     assert "No votes yet" in md
+
+
+def _launch(cfg, host_text="host app"):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000000")
+        with gr.Blocks() as demo:
+            gr.Markdown(host_text)
+            comps = mos_tabs(config=cfg)
+        _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                                quiet=True)
+    return demo, url.rstrip("/"), comps
+
+
+def _session(c: Client) -> list:
+    """One whole session through the API; returns the served ids."""
+    c.predict("", api_name="/mos_start")
+    out, served = c.predict(api_name="/mos_next"), []
+    while out[3]:
+        served.append(out[3])
+        out = c.predict(out[3], 4, api_name="/mos_vote")
+    assert "All done" in out[0]
+    return served
+
+
+def test_open_mode_limits_refuse_a_flood_not_a_rater(app, tmp_path):
+    pool = app["pool"]
+    cfg = MosConfig.from_env(pool=pool, votes=tmp_path / "votes.csv", items=3, min_seconds=0, results_key=None,
+                             hf_repo=None, sessions_per_hour=2, access="open", access_file=tmp_path / "a.json")
+    demo, url, _ = _launch(cfg)
+    try:
+        bot = Client(url, download_files=False, verbose=False, headers={"user-agent": "flood-bot/1.0"})
+        _session(bot)
+        _session(bot)  # "All done", then Start again: the per-client limit applies
+        for _ in range(3):
+            with pytest.raises(Exception, match="2 rating sessions in the last hour") as e:
+                bot.predict("", api_name="/mos_start")
+            assert "\n" not in str(e.value).strip()
+        person = Client(url, download_files=False, verbose=False, headers={"user-agent": "Mozilla/5.0 person"})
+        assert len(_session(person)) == 4  # 3 items + the hidden repeat, unaffected by the bot
+        assert len(read_votes(cfg.votes).votes) == 3 * 4
+    finally:
+        demo.close()
+
+
+def test_invite_mode_through_api(app, tmp_path):
+    from sr.mos_cli import main
+
+    pool = app["pool"]
+    cfg = MosConfig.from_env(pool=pool, votes=tmp_path / "votes.csv", items=2, min_seconds=0, results_key=None,
+                             hf_repo=None, access="invite", access_file=tmp_path / "a.json", study_id="inv1")
+    out = tmp_path / "tokens.txt"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SR_MOS_ACCESS_FILE", str(cfg.access_file))
+        mp.setenv("SR_MOS_STUDY", "inv1")
+        assert main(["invite", "--n", "2", "--out", str(out)]) == 0
+    tokens = out.read_text().split()
+    assert len(tokens) == 2 and not any(t in cfg.access_file.read_text() for t in tokens)
+    demo, url, comps = _launch(cfg)
+    try:
+        assert comps["token"].visible
+        c = Client(url, download_files=False, verbose=False)
+        with pytest.raises(Exception, match="invitation code"):
+            c.predict("", api_name="/mos_start")
+        with pytest.raises(Exception, match="not valid"):
+            c.predict("made-up-token", api_name="/mos_start")
+        c.predict(tokens[0], api_name="/mos_start")
+        out = c.predict(api_name="/mos_next")
+        c.predict(out[3], 5, api_name="/mos_vote")
+        other = Client(url, download_files=False, verbose=False)
+        with pytest.raises(Exception, match="already been used"):
+            other.predict(tokens[0], api_name="/mos_start")  # a used token is refused
+        other.predict(tokens[1], api_name="/mos_start")
+        votes = read_votes(cfg.votes).votes
+        assert len(votes) == 1 and votes[0].study_id == "inv1"
+    finally:
+        demo.close()
+
+
+def test_pool_built_in_background_then_usable(tmp_path, monkeypatch):
+    """No pool: the tab says "being prepared", builds one from the HR folder, then Start works (no restart)."""
+    from PIL import Image
+
+    import sr.mos.autobuild as ab
+    from conftest import blobs, make_tiny_zoo
+    from sr import api, zoo
+
+    reg, weights = make_tiny_zoo(tmp_path / "zoo")
+    monkeypatch.setenv("SR_REGISTRY", str(reg))
+    monkeypatch.setenv("SR_WEIGHTS_DIR", str(weights))
+    zoo.reload_registry(); zoo.clear_shared(); api._fast.clear()  # noqa: E702
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for k in range(4):
+        Image.fromarray(blobs(48, 56, seed=k)).save(hr / f"cell_{k}.png")
+    go = threading.Event()
+    real = ab.build_pool
+
+    def slow_build(*a, **kw):
+        assert go.wait(60)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ab, "build_pool", slow_build)
+    cfg = MosConfig.from_env(pool=tmp_path / "data" / "pool", votes=tmp_path / "v.csv", items=4, min_seconds=0,
+                             hf_repo=None, hr_dir=hr, crop=32, study_id="auto1",
+                             methods=("nearest", "bicubic", "srgan", "no-such-model"))
+    try:
+        with gr.Blocks():
+            c = mos_tabs(config=cfg)
+        srv = c["server"]
+        assert "being prepared" in srv.notice()
+        with pytest.raises(gr.Error, match="being prepared") as e:
+            srv.start("")
+        assert str(tmp_path) not in str(e.value) + srv.notice()
+        go.set()
+        for _ in range(600):
+            if ab.pool_state(cfg) == "ready":
+                break
+            threading.Event().wait(0.1)
+        assert ab.pool_state(cfg) == "ready" and srv.notice() == ""
+        manifest = json.loads((cfg.pool / "manifest.json").read_text())
+        assert set(manifest["methods"]) == {"nearest", "bicubic", "srgan", "reference"}
+        assert manifest["study_id"] == "auto1" and manifest["stretch_percentiles"] == [0.5, 99.8]
+        msg, bad, good, session = srv.start("")
+        assert bad and good and session.plan
+        while (out := srv.next(session))[3]:
+            srv.vote(out[3], 3, session)
+        assert {v.study_id for v in read_votes(cfg.votes).votes} == {"auto1"}
+    finally:
+        go.set()
+        zoo.reload_registry(); zoo.clear_shared(); api._fast.clear()  # noqa: E702
+
+
+def test_rater_view_and_image_display(app):
+    comps, srv = app["comps"], app["comps"]["server"]
+
+    class Req:
+        query_params = {"rate": "1"}
+
+    hidden = srv.rater_view(Req())
+    assert len(hidden) == len(srv.hide_in_rater_view) >= 2 and all(u.get("visible") is False for u in hidden)
+    assert comps["results_tab"] in srv.hide_in_rater_view and comps["rate_tab"] not in srv.hide_in_rater_view
+    Req.query_params = {}
+    assert all("visible" not in u for u in srv.rater_view(Req()))
+    from sr.app.mos_tab import MOS_CSS
+
+    assert "pixelated" in MOS_CSS and "384px" in MOS_CSS
+    for k in ("image", "cal_bad", "cal_good"):
+        assert "mos-img" in comps[k].elem_classes and comps[k].height >= 384
+    with httpx.Client(timeout=30) as h:  # the results view no longer counts recent raters
+        res = client(app).predict("", api_name="/mos_results")
+        assert "now)" not in res[0]
+
+
+def test_stretch_is_shared_by_all_versions_of_a_crop():
+    import numpy as np
+
+    from sr.mos.pool import display_stretch
+
+    ref = np.linspace(10, 60, 64 * 64).reshape(64, 64).astype(np.uint8)
+    outs = {"reference": ref, "x": (ref // 2).astype(np.uint8)}
+    got, (lo, hi) = display_stretch(outs, ref)
+    assert lo == pytest.approx(np.percentile(ref, 0.5), abs=1e-3) and hi == pytest.approx(np.percentile(ref, 99.8), abs=1e-3)
+    assert got["reference"].max() == 255 and got["reference"].min() == 0
+    want = np.clip((outs["x"].astype(np.float32) - lo) * 255 / (hi - lo) + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(got["x"], want) and got["x"].max() < 128  # the same mapping, not a stretch of its own
+
+
+def test_hf_login_mode_wiring(app, tmp_path, monkeypatch):
+    """hf-login: a refusal without a profile, one session per (hashed) account (no Hub: no LoginButton)."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+    monkeypatch.setenv("HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    cfg = MosConfig.from_env(pool=app["pool"], votes=tmp_path / "v.csv", items=2, min_seconds=0, hf_repo=None,
+                             access="hf-login", access_file=tmp_path / "a.json", study_id="hf1")
+    with gr.Blocks():
+        c = mos_tabs(config=cfg)
+    assert "login" not in c and not c["token"].visible  # no OAuth here: Gradio could not build a LoginButton
+    srv = c["server"]
+    with pytest.raises(gr.Error, match="Sign in"):
+        srv.start("", None, None)
+
+    class Profile:
+        username = "Alice"
+
+    _, bad, good, session = srv.start("", None, Profile())
+    assert bad and good and session.rater_key and "alice" not in (tmp_path / "a.json").read_text().lower()
+    with pytest.raises(gr.Error, match="already taken part"):
+        srv.start("", None, Profile())

@@ -86,9 +86,15 @@ def test_items_are_what_they_claim(pool_dir):
     img = next(i for i in m["images"] if i["image_id"] == "img001")
     y, x = img["crop_yx"]
     hr = blobs(56, 72, seed=1)[y:y + 32, x:x + 32]
-    assert np.array_equal(by[("img001", "reference")], hr)
-    assert np.array_equal(by[("img001", "nearest")], upscale_baseline(degrade(hr), "nearest"))
-    assert np.array_equal(by[("img001", "bicubic")], upscale_baseline(degrade(hr), "bicubic"))
+    lo, hi = img["display_window"]  # one display stretch, from the reference, for every version
+    assert [lo, hi] == [round(float(v), 3) for v in np.percentile(hr, [0.5, 99.8])]
+
+    def shown(a):
+        return np.clip((a.astype(np.float32) - lo) * np.float32(255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+
+    assert np.array_equal(by[("img001", "reference")], shown(hr))
+    assert np.array_equal(by[("img001", "nearest")], shown(upscale_baseline(degrade(hr), "nearest")))
+    assert np.array_equal(by[("img001", "bicubic")], shown(upscale_baseline(degrade(hr), "bicubic")))
     assert not np.array_equal(by[("img001", "srgan")], by[("img001", "bicubic")])
 
 

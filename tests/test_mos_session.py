@@ -16,7 +16,7 @@ def pool_dir(tmp_path_factory):
 @pytest.fixture
 def study(pool_dir, tmp_path):
     return Study(MosConfig.from_env(pool=pool_dir, votes=tmp_path / "votes.csv", items=6, min_seconds=0,
-                                    max_rejects=50, hf_repo=None))
+                                    max_rejects=50, hf_repo=None, repeat=False))
 
 
 def rows(study):
@@ -33,9 +33,11 @@ def test_full_session_records_each_item_once(study):
         assert study.next_item(s) == item  # asking again shows the same item: no skipping
         study.vote(s, item, 1 + len(seen) % 5)
         seen.append(item)
-    assert s.phase == "done" and len(seen) == len(set(seen)) == 6 and seen == s.plan
+    assert s.phase == "done" and len(seen) == len(set(seen)) == 6 and [s.item_of(p) for p in seen] == s.plan
+    assert not set(seen) & set(s.pool.items)  # the client sees per-session ids, not the pool's
     got = rows(study)
-    assert [v.item_id for v in got] == seen and {v.rater_id for v in got} == {s.rater_id}
+    assert [v.item_id for v in got] == s.plan and {v.rater_id for v in got} == {s.rater_id}
+    assert {v.study_id for v in got} == {"hpa-x4-v1"} and {v.role for v in got} == {"rated"}
     assert [v.score for v in got] == [1, 2, 3, 4, 5, 1]
     assert all(v.method == s.pool.items[v.item_id].method and v.app_version for v in got)
     methods = sorted(v.method for v in got)
@@ -73,13 +75,13 @@ def test_forged_votes_rejected_and_not_stored(study):
     with pytest.raises(VoteRejected) as e:
         study.vote(s, item, 4)  # replay
     assert str(e.value) == ALREADY
-    assert [(v.rater_id, v.item_id, v.score) for v in rows(study)] == [(s.rater_id, item, 4)]
+    assert [(v.rater_id, v.item_id, v.score) for v in rows(study)] == [(s.rater_id, s.item_of(item), 4)]
     assert s.rejects == 6 + 3 + 1
 
 
 def test_rate_limit_and_reject_cap(pool_dir, tmp_path):
     st = Study(MosConfig.from_env(pool=pool_dir, votes=tmp_path / "v.csv", items=4, min_seconds=30,
-                                  max_rejects=3))
+                                  max_rejects=3, repeat=False))
     s, _ = st.start()
     item = st.next_item(s)
     with pytest.raises(VoteRejected, match="at least 30 s"):
@@ -126,3 +128,55 @@ def test_session_is_never_copied(study):
     s, _ = study.start()
     assert copy.deepcopy(s) is s and isinstance(s, Session)
     assert NO_SESSION and BAD_SCORE  # messages exist and are non-empty
+
+
+def test_hidden_repeat_and_per_session_ids(pool_dir, tmp_path):
+    st = Study(MosConfig.from_env(pool=pool_dir, votes=tmp_path / "v.csv", items=6, min_seconds=0, repeat=True,
+                                  study_id="s-rep"))
+    a, _ = st.start()
+    b, _ = st.start()
+    assert len(a.plan) == 7 and a.repeat_at is not None and a.plan.count(a.plan[a.repeat_at]) == 2
+    assert a.plan.index(a.plan[a.repeat_at]) + 3 <= a.repeat_at  # at least 3 showings apart
+    shown = []
+    while (p := st.next_item(a)) is not None:
+        st.vote(a, p, 3)
+        shown.append(p)
+    assert len(set(shown)) == 7  # the repeat comes under a fresh id
+    got = rows(st)
+    assert [v.role for v in got].count("repeat") == 1 and len(read_votes(st.cfg.votes).votes) == 7
+    assert {v.study_id for v in got} == {"s-rep"}
+    pb = st.next_item(b)
+    assert not set(a.public) & set(b.public) and pb not in a.public  # ids differ between sessions
+    with pytest.raises(VoteRejected, match="not shown"):
+        st.vote(b, shown[0], 3)  # another session's id is nothing here
+
+
+def test_add_repeat_positions():
+    import numpy as np
+
+    from sr.mos.session import add_repeat
+
+    rng = np.random.default_rng(0)
+    for n in range(2, 12):
+        for _ in range(50):
+            plan, at = add_repeat(list("abcdefghijkl"[:n]), rng)
+            first = plan.index(plan[at])
+            assert len(plan) == n + 1 and at - first >= min(3, n)
+    assert add_repeat(["a"], rng) == (["a"], None)
+
+
+def test_study_wide_vote_cap(pool_dir, tmp_path):
+    from sr.mos.session import BUSY
+
+    st = Study(MosConfig.from_env(pool=pool_dir, votes=tmp_path / "v.csv", items=6, min_seconds=0,
+                                  votes_per_minute=3, repeat=False))
+    s, _ = st.start()
+    for _ in range(3):
+        st.vote(s, st.next_item(s), 4)
+    item = st.next_item(s)
+    with pytest.raises(VoteRejected) as e:
+        st.vote(s, item, 4)
+    assert str(e.value) == BUSY and s.rejects == 0 and s.pending == item  # the rater is not penalised
+    st._recent_votes[0] -= 61  # a minute later the oldest vote has left the window
+    st.vote(s, item, 4)
+    assert len(rows(st)) == 4

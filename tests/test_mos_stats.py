@@ -135,3 +135,23 @@ def test_report_cli_end_to_end(tmp_path, capsys):
     assert rc == 0 and "NOT applied" in capsys.readouterr().out
     assert main(["mos", "report", str(tmp_path / "missing.csv")]) == 2
     assert read_votes(path).problems  # the reader itself never raised
+
+
+def test_screening_by_hidden_repeat_and_report_says_why():
+    """P.808-style consistency check: a repeat scored > 1 apart drops the rater; repeats never count in the MOS."""
+    from dataclasses import replace
+
+    from sr.mos.report import to_markdown
+
+    votes = synthetic()
+    first = next(v for v in votes if v.rater_id == "good3" and v.method == "bicubic")
+    steady = next(v for v in votes if v.rater_id == "good4" and v.method == "bicubic")
+    votes += [replace(first, score=5, role="repeat"),  # 3 then 5: inconsistent
+              replace(steady, score=4, role="repeat")]  # 3 then 4: within tolerance
+    kept, s = screen(votes)
+    assert s.reasons == {"bad0": "anchors", "bad1": "anchors", "good3": "repeat"}
+    assert s.count("anchors") == 2 and s.count("repeat") == 1 and s.repeat_checked == 2
+    a = analyze(votes, n_boot=200)
+    assert a.method("bicubic").votes == 9 * 5 + 1  # good3 dropped, good4's repeat not counted (+1: partial)
+    md = to_markdown(a)
+    assert "Dropped 3 of 13 raters (2 for (a), 1 for (b))" in md and "P.808" in md

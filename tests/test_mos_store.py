@@ -132,4 +132,24 @@ def test_processes_append_concurrently(tmp_path):
     for v in res.votes:
         i = int(v.item_id[2:])
         assert v.method == "m" + v.rater_id[4:] and v.score == 1 + i % 5 and v.app_version == "x" * (i % 50)
-    assert path.read_bytes().count(b"\n") == 301 and len(COLUMNS) == 8
+    assert path.read_bytes().count(b"\n") == 301 and len(COLUMNS) == 10
+
+
+def test_reads_old_files_without_study_id(tmp_path):
+    """Version-1 files (eight columns, no study_id/role) still read; new rows carry both."""
+    from sr.mos.store import OLD_HEADER
+
+    old = tmp_path / "old.csv"
+    old.write_bytes(OLD_HEADER + b"2026-01-02T03:04:05.678Z,r1,it1,img001,bicubic,3,2.5,0.1\n")
+    new = tmp_path / "new.csv"
+    VoteStore(new).append({"timestamp_utc": "2026-01-02T03:04:06.000Z", "rater_id": "r1", "item_id": "it1",
+                           "image_id": "img001", "method": "bicubic", "score": 4, "seconds": 1,
+                           "app_version": "0.2", "study_id": "s1", "role": "repeat"})
+    res = read_votes([old, new])
+    assert res.problems == [] and res.duplicates == 0 and len(res.votes) == 2  # a repeat is its own vote
+    assert (res.votes[0].study_id, res.votes[0].role) == ("", "rated")
+    assert (res.votes[1].study_id, res.votes[1].role) == ("s1", "repeat")
+    with pytest.raises(StoreError, match="not a votes file of this version"):
+        VoteStore(old).append({"timestamp_utc": "2026-01-02T03:04:06.000Z", "rater_id": "r2", "item_id": "i",
+                               "image_id": "img001", "method": "bicubic", "score": 4, "seconds": 1,
+                               "app_version": "0.2"})

@@ -391,7 +391,7 @@ def test_mos_votes_carry_no_free_text(tmp_path_factory):
     for cell in _cells(raw):
         assert not cell.startswith(FORMULA_START)
     row = dict(zip(raw.splitlines()[0].split(","), next(csv.reader([raw.splitlines()[1]]))))
-    assert re.fullmatch(r"[0-9a-f]+", row["rater_id"]) and row["item_id"] == item and row["score"] == "4"
+    assert re.fullmatch(r"[0-9a-f]+", row["rater_id"]) and row["item_id"] == s.item_of(item) and row["score"] == "4"
     assert re.fullmatch(r"[A-Za-z0-9_.-]+", row["method"]) and re.fullmatch(r"[\w.-]+", row["image_id"])
 
 

@@ -1,7 +1,7 @@
 """The Gradio app, one module per job (``app.py`` only starts it).
 
 * ``ui``: the tabs assembled into one ``gr.Blocks`` and the launch;
-  ``compare_tab``, ``zoo_tab`` (and ``sr.live_ui``, ``sr.mos_ui``): one module per tab.
+  ``compare_tab``, ``zoo_tab``, ``live_tab``, ``mos_tab``: one module per tab.
 * ``comparison``: one run of several models on one image (``runstate`` reads its state);
   ``roi``: zoomed regions and the comparison figure; ``single``: one model, one image.
 * ``inputs``: reading and checking uploads; ``workspace``: per-run temporary folders;

@@ -7,8 +7,8 @@ import threading
 import gradio as gr
 from starlette.middleware import Middleware
 
-from ..live_ui import live_tab
-from ..mos_ui import mos_tabs
+from .live_tab import live_tab
+from .mos_tab import MOS_CSS, mos_tabs
 from ..settings import settings
 from . import config as cfg
 from . import models as zoo_ui
@@ -57,6 +57,6 @@ def main() -> None:
     demo.launch(**cfg.server_settings(), max_file_size=cfg.max_file_size(),
                 app_kwargs={"middleware": [Middleware(NoRemoteFetch)]},  # never fetch a client's URL
                 allowed_paths=[str(cfg.EXAMPLES_DIR)], show_error=True, ssr_mode=False,
-                theme=THEME, css=CSS)
+                theme=THEME, css=CSS + MOS_CSS)
 
 

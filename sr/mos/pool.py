@@ -14,7 +14,9 @@ Build (``python -m sr mos build``): for each HR image a ``crop`` x ``crop`` wind
 with the most structure on a half-crop grid) is taken, converted to 8 bits for display
 (percentile stretch for 16-bit/float images), degraded with :func:`sr.degrade.degrade` and
 upscaled 4x by each method with :func:`sr.api.upscale`; the crop itself is the hidden
-``reference``. The first image(s) are kept apart as calibration examples (nearest shown as
+``reference``. Then every version of the crop gets ONE display stretch, computed from the
+reference (its 0.5 and 99.8 percentiles mapped to 0 and 255) and applied identically to all
+versions, so that dim fluorescence is visible and the versions stay comparable and blind. The first image(s) are kept apart as calibration examples (nearest shown as
 "1 - Bad", reference as "5 - Excellent") and are never rated.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ REFERENCE = "reference"
 LOW_ANCHOR = "nearest"
 SCORE_NAMES = {1: "Bad", 2: "Poor", 3: "Fair", 4: "Good", 5: "Excellent"}
 FORMAT_VERSION = 1
+STRETCH = (0.5, 99.8)  # percentiles of the reference mapped to 0 and 255
 
 
 def score_label(score: int) -> str:
@@ -248,6 +251,19 @@ def default_models() -> list[str]:
     return [e.id for e in zoo.super_resolvers(available_only=True)]
 
 
+def display_stretch(outs: dict[str, np.ndarray], ref: np.ndarray,
+                    percentiles: tuple[float, float] | None = STRETCH) -> tuple[dict[str, np.ndarray], list[float]]:
+    """One linear stretch from ``ref``'s percentiles, applied identically to every version."""
+    if percentiles is None:
+        return outs, [0.0, 255.0]
+    lo, hi = (round(float(v), 3) for v in np.percentile(ref, percentiles))  # as recorded in the manifest
+    if hi - lo < 1.0:
+        hi = lo + 1.0
+    gain = np.float32(255.0 / (hi - lo))
+    return ({m: np.clip((o.astype(np.float32) - lo) * gain + 0.5, 0, 255).astype(np.uint8) for m, o in outs.items()},
+            [lo, hi])
+
+
 def _save_png(path: Path, a: np.ndarray) -> None:
     from PIL import Image
 
@@ -256,7 +272,7 @@ def _save_png(path: Path, a: np.ndarray) -> None:
 
 def build_pool(data, out, models: list[str] | None = None, crop: int = 256, limit: int | None = None,
                calibration: int = 1, force: bool = False, precision: str | None = None,
-               log=print) -> dict:
+               log=print, stretch: tuple[float, float] | None = STRETCH, study_id: str | None = None) -> dict:
     """Build a pool folder; returns the manifest. See the module docstring."""
     from .. import zoo
     from ..degrade import SCALE
@@ -304,14 +320,16 @@ def build_pool(data, out, models: list[str] | None = None, crop: int = 256, limi
     items: list[dict] = []
     images: list[dict] = []
     try:
-        return _build_items(files, out, models, crop, limit, calibration, precision, log, items, images)
+        return _build_items(files, out, models, crop, limit, calibration, precision, log, items, images,
+                            stretch, study_id)
     except BaseException:
         for d in items:  # no orphan item files from a failed build
             (out / f"{d['item_id']}.png").unlink(missing_ok=True)
         raise
 
 
-def _build_items(files, out, models, crop, limit, calibration, precision, log, items, images) -> dict:
+def _build_items(files, out, models, crop, limit, calibration, precision, log, items, images,
+                 stretch=STRETCH, study_id=None) -> dict:
     from .. import api
     from ..degrade import degrade
     from ..imio import ImageError, read_image
@@ -343,6 +361,8 @@ def _build_items(files, out, models, crop, limit, calibration, precision, log, i
         for m, o in outs.items():
             if o.shape[:2] != hr.shape[:2] or o.dtype != np.uint8:
                 raise RuntimeError(f"method {m!r} returned {o.shape} {o.dtype}; expected {hr.shape} uint8")
+        outs, window = display_stretch(outs, hr, stretch)
+        for m, o in outs.items():
             if pad:
                 o = np.concatenate([o, np.zeros_like(o[:, :, :1])], axis=2)
             colour = colour or o.ndim == 3
@@ -354,7 +374,8 @@ def _build_items(files, out, models, crop, limit, calibration, precision, log, i
             if is_cal:
                 label = 5 if m == REFERENCE else 1
             items.append({"item_id": item_id, "image_id": image_id, "method": m, "role": role, "label": label})
-        images.append({"image_id": image_id, "source": str(path), "crop_yx": [int(y), int(x)], "role": role})
+        images.append({"image_id": image_id, "source": str(path), "crop_yx": [int(y), int(x)], "role": role,
+                       "display_window": window})
         n_rated += role == "rated"
         log(f"{image_id} ({role}): {path.name} crop at y={y}, x={x}, {len(outs)} items")
     if n_rated == 0:
@@ -365,6 +386,8 @@ def _build_items(files, out, models, crop, limit, calibration, precision, log, i
         "format": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "crop": crop,
+        "study_id": study_id,
+        "stretch_percentiles": list(stretch) if stretch else None,
         "size": [crop, crop],
         "mode": "RGB" if colour else "L",
         "methods": models + [REFERENCE],

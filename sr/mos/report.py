@@ -47,10 +47,12 @@ def to_markdown(a: Analysis, read: ReadResult | None = None, title: str = "MOS r
                  + (f" ({_n(len(read.files), 'file')})" if read is not None else "") + ".")
     if note:
         lines += ["", note]
+    why = (f" ({s.count('anchors')} for (a), {s.count('repeat')} for (b))" if s.dropped else "")
     lines += ["", f"**Rater screening** ({'applied' if s.applied else 'NOT applied'}): {s.rule}. "
               + (f"Dropped {len(s.dropped)} of {s.raters_total} raters"
                  if s.applied else f"{len(s.dropped)} of {s.raters_total} raters would be dropped")
-              + f"; {_n(s.unscreenable, 'rater')} without votes on both anchors kept.", ""]
+              + why + f"; {_n(s.repeat_checked, 'rater')} had a repeated image; "
+              + f"{_n(s.unscreenable, 'rater')} with neither check kept.", ""]
     if not a.methods:
         lines.append("No votes yet.")
     else:
@@ -96,6 +98,7 @@ def write_csv(a: Analysis, path: str | Path) -> Path:
 def to_json(a: Analysis, read: ReadResult | None = None) -> dict:
     d = asdict(a)
     d["screening"]["dropped_count"] = len(a.screening.dropped)
+    d["screening"]["dropped_by"] = {"anchors": a.screening.count("anchors"), "repeat": a.screening.count("repeat")}
     if read is not None:
         d["input"] = {"files": [str(p) for p in read.files], "problems": read.problems,
                       "duplicates": read.duplicates}

@@ -1,9 +1,11 @@
 """MOS statistics: screening, MOS with a two-level bootstrap CI, pairwise tests.
 
-* **Screening** (applied before everything else): a rater is dropped when their mean score
-  for the hidden reference is below their mean score for the nearest-neighbour result. Raters
-  who rated only one of the two (or neither) cannot be screened and are kept; their number is
-  reported.
+* **Screening** (applied before everything else), after ITU-T P.808: a rater is dropped when
+  (a) their mean score for the hidden reference is below their mean score for the
+  nearest-neighbour result (hidden anchors), or (b) they scored the session's hidden repeated
+  image more than :data:`REPEAT_TOLERANCE` point apart the two times (consistency check).
+  Raters with neither check available are kept; their number is reported, and so is the number
+  dropped by each rule. The repeated showings themselves never count in the MOS.
 * **MOS and 95% CI**: the mean of all votes for a method; the CI is the percentile interval of
   a two-level (crossed) bootstrap that resamples raters and images with replacement,
   independently: a replicate weights vote (r, i) by (times r drawn) x (times i drawn).
@@ -26,8 +28,11 @@ from .store import Vote
 BASELINE = "bicubic"
 NON_LEARNED = (LOW_ANCHOR, BASELINE, REFERENCE)
 TEST_NAME = "Wilcoxon signed-rank (two-sided) on per-rater mean scores"
-SCREEN_RULE = (f"raters whose mean score for the hidden reference is below their mean score "
-               f"for the {LOW_ANCHOR}-neighbour result are dropped")
+REPEAT_TOLERANCE = 1
+ANCHOR_RULE = (f"mean score for the hidden reference below the mean score for the {LOW_ANCHOR}-neighbour "
+               f"result")
+REPEAT_RULE = f"the hidden repeated image scored more than {REPEAT_TOLERANCE} point apart"
+SCREEN_RULE = f"raters are dropped for (a) {ANCHOR_RULE} or (b) {REPEAT_RULE} (ITU-T P.808 style)"
 
 
 @dataclass
@@ -37,6 +42,11 @@ class Screening:
     raters_total: int
     dropped: list[str] = field(default_factory=list)  # flagged by the rule (removed if applied)
     unscreenable: int = 0  # raters without votes on both anchors (kept)
+    reasons: dict[str, str] = field(default_factory=dict)  # dropped rater -> "anchors" | "repeat" | both
+    repeat_checked: int = 0  # raters with a repeated item
+
+    def count(self, reason: str) -> int:
+        return sum(reason in r.split("+") for r in self.reasons.values())
 
     @property
     def kept(self) -> int:
@@ -98,9 +108,13 @@ def method_order(methods) -> list[str]:
     return head + learned + ([REFERENCE] if REFERENCE in methods else [])
 
 
+def _first_showings(votes: list[Vote]) -> list[Vote]:
+    return [v for v in votes if getattr(v, "role", "rated") != "repeat"]
+
+
 def _rater_method_means(votes: list[Vote]) -> dict[tuple[str, str], float]:
     sums: dict[tuple[str, str], list[float]] = {}
-    for v in votes:
+    for v in _first_showings(votes):
         s = sums.setdefault((v.rater_id, v.method), [0.0, 0])
         s[0] += v.score
         s[1] += 1
@@ -110,14 +124,27 @@ def _rater_method_means(votes: list[Vote]) -> dict[tuple[str, str], float]:
 def screen(votes: list[Vote], apply: bool = True) -> tuple[list[Vote], Screening]:
     raters = sorted({v.rater_id for v in votes})
     means = _rater_method_means(votes)
-    dropped, unscreenable = [], 0
+    first = {(v.rater_id, v.item_id): v.score for v in _first_showings(votes)}
+    inconsistent, checked = set(), set()
+    for v in votes:
+        if getattr(v, "role", "rated") == "repeat" and (v.rater_id, v.item_id) in first:
+            checked.add(v.rater_id)
+            if abs(v.score - first[(v.rater_id, v.item_id)]) > REPEAT_TOLERANCE:
+                inconsistent.add(v.rater_id)
+    dropped, unscreenable, reasons = [], 0, {}
     for r in raters:
         hi, lo = means.get((r, REFERENCE)), means.get((r, LOW_ANCHOR))
-        if hi is None or lo is None:
+        why = []
+        if hi is not None and lo is not None and hi < lo:
+            why.append("anchors")
+        if r in inconsistent:
+            why.append("repeat")
+        if (hi is None or lo is None) and r not in checked:
             unscreenable += 1
-        elif hi < lo:
+        if why:
             dropped.append(r)
-    info = Screening(SCREEN_RULE, apply, len(raters), dropped, unscreenable)
+            reasons[r] = "+".join(why)
+    info = Screening(SCREEN_RULE, apply, len(raters), dropped, unscreenable, reasons, len(checked))
     if not apply:
         return list(votes), info
     bad = set(dropped)
@@ -195,6 +222,7 @@ def comparison_pairs(methods) -> list[tuple[str, str]]:
 def analyze(votes: list[Vote], n_boot: int = 2000, level: float = 0.95, seed: int = 0,
             apply_screening: bool = True) -> Analysis:
     kept, scr = screen(votes, apply_screening)
+    kept = _first_showings(kept)
     rng = np.random.default_rng(seed)
     summaries = []
     for m in method_order({v.method for v in kept}):

@@ -2,8 +2,12 @@
 
 File format: UTF-8 CSV, a header row, one row per vote::
 
-    timestamp_utc,rater_id,item_id,image_id,method,score,seconds,app_version
+    timestamp_utc,rater_id,item_id,image_id,method,score,seconds,app_version,study_id,role
 
+``study_id`` names the study (:attr:`MosConfig.study_id`); ``role`` is ``rated``, or
+``repeat`` for the hidden second showing of an item in the same session (a consistency
+check, ITU-T P.808; not counted in the MOS). Files of the first version (the first eight
+columns only) are still read, with ``study_id`` empty and ``role`` ``rated``.
 ``rater_id`` is random per rater session (no IP, no personal data). Cells that a spreadsheet
 would run as a formula (starting with ``= + - @``, tab or CR) are written with a leading
 ``'``; the reader removes it again.
@@ -32,8 +36,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("timestamp_utc", "rater_id", "item_id", "image_id", "method", "score", "seconds", "app_version")
+OLD_COLUMNS = ("timestamp_utc", "rater_id", "item_id", "image_id", "method", "score", "seconds", "app_version")
+COLUMNS = OLD_COLUMNS + ("study_id", "role")
+OPTIONAL = {"study_id": "", "role": "rated"}  # columns a row may leave out (added in version 2)
 HEADER = (",".join(COLUMNS) + "\n").encode()
+OLD_HEADER = (",".join(OLD_COLUMNS) + "\n").encode()
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -60,11 +67,11 @@ def unescape_cell(s: str) -> str:
 
 
 def format_row(row: dict) -> bytes:
-    missing = [c for c in COLUMNS if c not in row]
+    missing = [c for c in COLUMNS if c not in row and c not in OPTIONAL]
     if missing:
         raise ValueError(f"vote row lacks {missing}")
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([escape_cell(row[c]) for c in COLUMNS])
+    csv.writer(buf, lineterminator="\n").writerow([escape_cell(row.get(c, OPTIONAL.get(c))) for c in COLUMNS])
     return buf.getvalue().encode("utf-8")
 
 
@@ -181,6 +188,8 @@ class Vote:
     score: int
     seconds: float
     app_version: str
+    study_id: str = ""
+    role: str = "rated"  # "rated" | "repeat"
 
     @property
     def time(self) -> float:
@@ -200,11 +209,14 @@ class ReadResult:
     duplicates: int = 0
 
 
-def _parse_line(line: str) -> Vote:
+def _parse_line(line: str, columns=COLUMNS) -> Vote:
     fields = next(csv.reader([line]))
-    if len(fields) != len(COLUMNS):
-        raise ValueError(f"{len(fields)} fields instead of {len(COLUMNS)}")
-    d = dict(zip(COLUMNS, (unescape_cell(f) for f in fields)))
+    if len(fields) != len(columns):
+        raise ValueError(f"{len(fields)} fields instead of {len(columns)}")
+    d = dict(OPTIONAL)
+    d.update(zip(columns, (unescape_cell(f) for f in fields)))
+    if d["role"] not in ("rated", "repeat"):
+        raise ValueError(f"role {d['role'][:20]!r} is not rated/repeat")
     if d["score"] not in ("1", "2", "3", "4", "5"):
         raise ValueError(f"score {d['score'][:20]!r} is not 1..5")
     seconds = float(d["seconds"])
@@ -215,7 +227,7 @@ def _parse_line(line: str) -> Vote:
         if not d[k]:
             raise ValueError(f"empty {k}")
     return Vote(d["timestamp_utc"], d["rater_id"], d["item_id"], d["image_id"], d["method"],
-                int(d["score"]), seconds, d["app_version"])
+                int(d["score"]), seconds, d["app_version"], d["study_id"], d["role"])
 
 
 def _expand(paths) -> list[Path]:
@@ -237,11 +249,11 @@ def read_votes(paths) -> ReadResult:
     """Read one or more votes CSVs (files or folders of ``*.csv``, e.g. a mirrored dataset).
 
     Damaged or invalid lines are skipped and reported in ``problems`` (never an exception);
-    a vote present in several files (same rater and item: a rater rates an item once) is
-    counted once.
+    a vote present in several files (same rater, item and role: a rater rates an item once,
+    plus once more if it is the session's hidden repeat) is counted once.
     """
     res = ReadResult()
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     for path in _expand(paths):
         data = path.read_bytes()
         if not data:
@@ -249,7 +261,9 @@ def read_votes(paths) -> ReadResult:
         res.files.append(path)
         lines = data.split(b"\n")
         tail = lines.pop()  # b"" when the file ends with a newline
-        if lines and lines[0].rstrip(b"\r") + b"\n" != HEADER:
+        head = lines[0].rstrip(b"\r") + b"\n" if lines else b""
+        columns = COLUMNS if head == HEADER else OLD_COLUMNS
+        if lines and head not in (HEADER, OLD_HEADER):
             res.problems.append(f"{path}: not a votes file (header {lines[0][:80]!r}); skipped")
             continue
         if not lines:
@@ -259,11 +273,11 @@ def read_votes(paths) -> ReadResult:
             if not raw.strip():
                 continue
             try:
-                vote = _parse_line(raw.rstrip(b"\r").decode("utf-8"))
+                vote = _parse_line(raw.rstrip(b"\r").decode("utf-8"), columns)
             except (ValueError, UnicodeDecodeError, StopIteration, csv.Error) as exc:
                 res.problems.append(f"{path}:{n}: damaged line skipped ({exc})")
                 continue
-            key = (vote.rater_id, vote.item_id)
+            key = (vote.rater_id, vote.item_id, vote.role)
             if key in seen:
                 res.duplicates += 1
                 continue

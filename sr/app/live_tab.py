@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .app.errors import user_errors
-from .settings import settings
-from . import imio, zoo
+from .errors import user_errors
+from ..settings import settings
+from .. import imio, zoo
 
 log = logging.getLogger(__name__)
 

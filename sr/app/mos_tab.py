@@ -2,26 +2,34 @@
 
 Call :func:`mos_tabs` inside a ``gr.Blocks`` (after the app's own tabs). Endpoints:
 
-* ``/mos_start`` () -> (message, calibration image "1 - Bad", calibration image "5 - Excellent")
+* ``/mos_start`` (invitation code; ignored unless ``SR_MOS_ACCESS=invite``) -> (message,
+  calibration image "1 - Bad", calibration image "5 - Excellent")
 * ``/mos_next`` () -> (message, progress, image, item id, cleared rating)
 * ``/mos_vote`` (item id, score 1..5) -> same as ``/mos_next``, with the next image
 * ``/mos_results`` (key) -> (summary markdown, heatmap PNG, [summary CSV, markdown, PNG])
 
-Blindness: the browser receives pixels and an opaque random item id, nothing else. Images
-are written by this module into Gradio's cache as ``<keyed hash>/item.png`` (uncompressed
-PNG, the same pixel size and byte size for every item, no metadata); the method lives only in
-the server-side pool manifest and the votes CSV. Rejected votes raise ``gr.Error`` (message
-to the rater, nothing stored).
+Blindness: the browser receives pixels and an item id that is random per session and per
+showing, nothing else. Images are written by this module into Gradio's cache as
+``mos-<keyed hash of session and showing>/item.png`` (uncompressed PNG, the same pixel size
+and byte size for every item, no metadata); the method lives only in the server-side pool
+manifest and the votes CSV. Rejected votes and refused sessions raise ``gr.Error`` (a
+one-line message, nothing stored); no message names a server path.
 
-Results are aggregates per method (they never name an item). Without ``SR_MOS_RESULTS_KEY``
-they include only raters whose last vote is older than ``SR_MOS_RESULTS_DELAY`` (default:
-the session timeout), so nobody can watch the table change after their own vote to learn
-what they just rated; with a key, the tab asks for it and shows all votes live.
+Without a pool the tab starts building one in the background (:mod:`sr.mos.autobuild`) and
+says it is being prepared; Start works as soon as the pool is there. ``?rate=1`` in the URL
+opens the rating view alone (every other part of the page hidden): the link to give raters.
+
+Results are aggregates per method of this study's votes (they never name an item). Without
+``SR_MOS_RESULTS_KEY`` they include only raters whose last vote is older than
+``SR_MOS_RESULTS_DELAY`` (default: the session timeout), so nobody can watch the table change
+after their own vote to learn what they just rated; with a key, the tab asks for it and shows
+all votes live.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import tempfile
@@ -31,9 +39,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from sr.mos.config import MosConfig
-from sr.mos.pool import Pool, PoolMissing, pool_status, score_label
-from sr.mos.session import POOL_CHANGED, Session, Study, VoteRejected, get_study
+from ..mos.access import AccessDenied, Gate
+from ..mos.autobuild import ensure_pool, pool_state
+from ..mos.config import MosConfig
+from ..mos.pool import Pool, PoolMissing, score_label
+from ..mos.session import POOL_CHANGED, Session, Study, VoteRejected, get_study
+
+log = logging.getLogger(__name__)
 
 CHOICES = [(score_label(k), k) for k in range(1, 6)]
 
@@ -43,7 +55,7 @@ INSTRUCTIONS = """\
 You will see a series of microscopy images, one at a time. Rate the **quality** of each image
 on a five-point scale: **1 Bad, 2 Poor, 3 Fair, 4 Good, 5 Excellent**. Judge sharpness,
 detail, noise and artefacts; there is no right answer and no time limit, but please give
-your first impression. Every image is different; you will not see the same image twice.
+your first impression. Rate each image on its own, even if it looks like one you saw before.
 No personal data are recorded: only your ratings, under a random id for this session.
 
 First you will see two examples of the ends of the scale. Press **Start** to begin.
@@ -54,6 +66,25 @@ CALIBRATION_TEXT = ("These two examples show the ends of the scale. Look at them
 RATE_TEXT = "Rate the image, then press **Submit rating**."
 THANKS = "Thank you: rating recorded."
 DONE_TEXT = "### All done, thank you!\nYour ratings have been recorded. You may close this tab."
+
+PREPARING = ("The rating study is being prepared on this server (about a minute). "
+             "Press \u201cStart\u201d again in a moment.")
+UNAVAILABLE = "The rating study is not set up on this server yet."
+
+MOS_CSS = """
+#mos-rate .mos-img img { image-rendering: pixelated; image-rendering: crisp-edges;
+  min-width: min(384px, 100%); width: 100%; max-width: 768px; height: auto; object-fit: contain; }
+#mos-rate .mos-img { min-height: 384px; }
+#mos-rate button { min-height: 3rem; font-size: 1.1rem; }
+#mos-rate .mos-score label { min-height: 3rem; font-size: 1.1rem; flex: 1 1 100%; }
+@media (min-width: 700px) { #mos-rate .mos-score label { flex: 1 1 0; } }
+"""
+"""Styles of the rating view (pass to ``launch(css=...)``): crisp pixels, at least 384 CSS px,
+large touch targets, the five choices stacked on a phone."""
+
+RATER_JS = """() => { if (new URLSearchParams(window.location.search).has('rate')) {
+  const pick = () => { const b = document.getElementById('mos-rate-button'); if (b) { b.click(); } else { setTimeout(pick, 200); } };
+  pick(); } }"""
 
 RESULTS_INTRO = """\
 ### Results of the blind rating study
@@ -74,15 +105,20 @@ class _Server:
         self._results_key = None
         self._results_value = None
         self._report_dir: Path | None = None
+        self.gate = Gate(cfg)
+        self.hide_in_rater_view: list = []  # the host page's blocks, hidden under ?rate=1
+        ensure_pool(cfg)  # no pool: build it in the background from cfg.hr_dir
         if cfg.hf_repo:  # the Hub may be slow or down: never make a rater wait for it
             threading.Thread(target=self.study.ensure_mirror, name="mos-mirror", daemon=True).start()
 
     # -- images
-    def image_path(self, pool: Pool, item_id: str) -> str:
-        """The item's PNG in Gradio's cache under a keyed hash (unlinkable to its id)."""
+    def image_path(self, session: Session, showing: str, item_id: str) -> str:
+        """The item's PNG in Gradio's cache under a keyed hash of the session and showing
+        (unlinkable to the item and different in every session)."""
         from gradio.utils import get_upload_folder
 
-        tag = hmac.new(self._secret, f"{pool.folder}:{item_id}".encode(), hashlib.sha256).hexdigest()[:32]
+        pool = session.pool
+        tag = hmac.new(self._secret, f"{session.rater_id}:{showing}".encode(), hashlib.sha256).hexdigest()[:32]
         folder = Path(get_upload_folder()) / f"mos-{tag}"
         path = folder / "item.png"
         if not path.is_file():
@@ -97,20 +133,44 @@ class _Server:
         return str(path)
 
     # -- rating
-    def start(self):
+    def notice(self) -> str:
+        """The tab's status line (evaluated on every page load: no restart needed)."""
+        state = pool_state(self.cfg)
+        if state == "ready":
+            return ""
+        return f"**{PREPARING if state == 'building' else UNAVAILABLE}**"
+
+    def start(self, token, request: gr.Request | None = None, profile: gr.OAuthProfile | None = None):
         """Start a rating session: returns the message and the two calibration examples."""
+        state = pool_state(self.cfg)
+        if state != "ready":
+            if state == "off":
+                ensure_pool(self.cfg)  # the HR folder may have appeared since
+            raise _reject(PREPARING if pool_state(self.cfg) == "building" else UNAVAILABLE, "Not available yet")
+        client = getattr(request, "client", None)
+        headers = getattr(request, "headers", None) or {}
         try:
-            session, cal = self.study.start()
-        except PoolMissing as exc:
-            raise _reject(_pool_message(str(exc)), "Not available") from None
-        bad = self.image_path(session.pool, cal[0].item_id) if cal else None
-        good = self.image_path(session.pool, cal[1].item_id) if cal else None
+            key = self.gate.admit(ip=getattr(client, "host", None), user_agent=headers.get("user-agent"),
+                                  token=token, account=getattr(profile, "username", None))
+            session, cal = self.study.start(rater_key=key)
+        except AccessDenied as exc:
+            raise _reject(str(exc), "Cannot start") from None
+        except PoolMissing:
+            raise _reject(UNAVAILABLE, "Not available") from None
+        bad = self.image_path(session, "cal-low", cal[0].item_id) if cal else None
+        good = self.image_path(session, "cal-high", cal[1].item_id) if cal else None
         return CALIBRATION_TEXT, bad, good, session
+
+    def rater_view(self, request: gr.Request | None = None):
+        """``?rate=1``: hide everything but the rating tab (the link given to raters)."""
+        params = getattr(request, "query_params", None) or {}
+        alone = str(params.get("rate", "")).lower() in ("1", "true", "yes")
+        return [gr.update(visible=False) if alone else gr.update() for _ in self.hide_in_rater_view]
 
     def _outputs(self, session: Session, item_id: str | None, message: str):
         if item_id is None:
             return DONE_TEXT, session.progress(), None, "", None
-        return message, session.progress(), self.image_path(session.pool, item_id), item_id, None
+        return message, session.progress(), self.image_path(session, item_id, session.item_of(item_id)), item_id, None
 
     def next(self, session):
         """Show the image to rate now (the same one again until it is rated)."""
@@ -151,7 +211,7 @@ class _Server:
         read = read_votes(cfg.votes) if cfg.votes.is_file() else ReadResult()
         read.problems = [p.replace(str(cfg.votes), cfg.votes.name) for p in read.problems]
         read.files = [Path(p.name) for p in read.files]
-        votes = read.votes
+        votes = [v for v in read.votes if v.study_id in (cfg.study_id, "")]  # this study (and v1 files)
         note = None
         if not live and cfg.results_delay > 0:
             now, last = time.time(), {}
@@ -160,7 +220,7 @@ class _Server:
             recent = {r for r, t in last.items() if now - t < cfg.results_delay}
             votes = [v for v in votes if v.rater_id not in recent]
             note = (f"Raters whose last vote is less than {cfg.results_delay / 60:g} min old are not included "
-                    f"yet ({len(recent)} now), so this table never shows what anyone has just rated.")
+                    f"yet, so this table never shows what anyone has just rated.")
         state = (len(read.votes), len(votes), tuple(read.problems), live)
         with self._lock:
             if state != self._results_key:
@@ -174,14 +234,21 @@ class _Server:
             return self._results_value
 
 
+def _oauth_available() -> bool:
+    """Gradio's LoginButton works on a Space with OAuth enabled, or locally with an HF token."""
+    if os.environ.get("OAUTH_CLIENT_ID") and os.environ.get("SPACE_ID"):
+        return True
+    try:
+        from huggingface_hub import get_token
+
+        return bool(get_token())
+    except Exception:
+        return False
+
+
 def _reject(message: str, title: str = "Rating not recorded") -> gr.Error:
     """An expected refusal: a toast for the rater, the message for API clients, no traceback in the log."""
     return gr.Error(message, title=title, print_exception=False)
-
-
-def _pool_message(msg: str) -> str:
-    return ("The rating study is not set up on this server yet: " + msg[0].lower() + msg[1:]
-            if msg else "The rating study is not set up on this server yet.")
 
 
 def mos_tabs(app_state=None, *, config: MosConfig | None = None) -> dict:
@@ -191,41 +258,55 @@ def mos_tabs(app_state=None, *, config: MosConfig | None = None) -> dict:
     its per-rater state in its own ``gr.State``). ``config`` defaults to
     :meth:`MosConfig.from_env`. Returns the components by name (for tests and layout).
     """
+    from gradio.context import Context
+
     cfg = config or MosConfig.from_env()
     srv = _Server(cfg)
-    missing = pool_status(cfg.pool)
+    host = Context.block
+    before = [b for b in getattr(host, "children", []) if not isinstance(b, gr.State)]
     c: dict = {}
-    with gr.Tab("Blind rating"):
+    with gr.Tab("Blind rating", id="mos-rate", elem_id="mos-rate") as c["rate_tab"]:
         gr.Markdown(INSTRUCTIONS)
-        c["notice"] = gr.Markdown(f"**{_pool_message(missing)}**" if missing else "")
-        c["start"] = gr.Button("Start", variant="primary")
+        c["notice"] = gr.Markdown(srv.notice)
+        c["timer"] = gr.Timer(10, active=pool_state(cfg) != "ready")
+        if cfg.access == "hf-login":
+            if _oauth_available():
+                c["login"] = gr.LoginButton()
+            else:  # Gradio would refuse to build the app; every Start is refused instead
+                log.warning("SR_MOS_ACCESS=hf-login but no Hugging Face OAuth here (a Space with `hf_oauth: true`, "
+                            "or HF_TOKEN for local testing): nobody can sign in")
+        c["token"] = gr.Textbox(label="Invitation code", type="password", max_length=64,
+                                visible=cfg.access == "invite")
+        c["start"] = gr.Button("Start", variant="primary", size="lg")
         c["status"] = gr.Markdown()
         with gr.Column(visible=False) as calib:
             with gr.Row():
-                c["cal_bad"] = gr.Image(label=score_label(1), type="filepath", interactive=False,
-                                        alt_text="example image", buttons=["fullscreen"])
-                c["cal_good"] = gr.Image(label=score_label(5), type="filepath", interactive=False,
-                                         alt_text="example image", buttons=["fullscreen"])
-            c["begin"] = gr.Button("Begin rating", variant="primary")
+                c["cal_bad"] = gr.Image(label=score_label(1), type="filepath", interactive=False, height=400,
+                                        alt_text="example image", buttons=["fullscreen"], elem_classes=["mos-img"])
+                c["cal_good"] = gr.Image(label=score_label(5), type="filepath", interactive=False, height=400,
+                                         alt_text="example image", buttons=["fullscreen"], elem_classes=["mos-img"])
+            c["begin"] = gr.Button("Begin rating", variant="primary", size="lg")
         with gr.Column(visible=False) as rating:
             c["progress"] = gr.Markdown()
-            c["image"] = gr.Image(label="Image to rate", type="filepath", interactive=False,
-                                  alt_text="image to rate", buttons=["fullscreen"])
+            c["image"] = gr.Image(label="Image to rate", type="filepath", interactive=False, height=512,
+                                  alt_text="image to rate", buttons=["fullscreen"], elem_classes=["mos-img"])
             c["item"] = gr.Textbox(visible=False, label="item")
-            c["score"] = gr.Radio(choices=CHOICES, label="Your rating", value=None)
-            c["submit"] = gr.Button("Submit rating", variant="primary")
+            c["score"] = gr.Radio(choices=CHOICES, label="Your rating", value=None, elem_classes=["mos-score"])
+            c["submit"] = gr.Button("Submit rating", variant="primary", size="lg")
         c["session"] = session = gr.State(None)
         c["calib"], c["rating"] = calib, rating
         item_outputs = [c["status"], c["progress"], c["image"], c["item"], c["score"]]
         layout = dict(fn=srv.layout, inputs=[session], outputs=[c["start"], calib, rating], api_visibility="private",
                       queue=False)
-        c["start"].click(srv.start, inputs=None, outputs=[c["status"], c["cal_bad"], c["cal_good"], session],
+        c["timer"].tick(lambda: (srv.notice(), gr.Timer(active=pool_state(cfg) != "ready")), None,
+                        [c["notice"], c["timer"]], api_visibility="private", queue=False, show_progress="hidden")
+        c["start"].click(srv.start, inputs=[c["token"]], outputs=[c["status"], c["cal_bad"], c["cal_good"], session],
                          api_name="mos_start", concurrency_limit=8, show_progress="hidden").then(**layout)
         c["begin"].click(srv.next, inputs=[session], outputs=item_outputs, api_name="mos_next", show_progress="hidden",
                          concurrency_limit=8).then(**layout)
         c["submit"].click(srv.vote, inputs=[c["item"], c["score"], session], outputs=item_outputs,
                           api_name="mos_vote", concurrency_limit=8, show_progress="hidden").then(**layout)
-    with gr.Tab("Rating results"):
+    with gr.Tab("Rating results") as c["results_tab"]:
         gr.Markdown(RESULTS_INTRO)
         c["key"] = gr.Textbox(label="Results key", type="password", visible=bool(cfg.results_key))
         c["show"] = gr.Button("Show results")
@@ -234,5 +315,10 @@ def mos_tabs(app_state=None, *, config: MosConfig | None = None) -> dict:
         c["files"] = gr.File(label="Downloads", file_count="multiple", interactive=False)
         c["show"].click(srv.results, inputs=[c["key"]], outputs=[c["summary"], c["heatmap"], c["files"]],
                         api_name="mos_results", concurrency_limit=1)  # one writer of the report files
+    srv.hide_in_rater_view = before + [c["results_tab"]]
+    root = Context.root_block
+    if root is not None and srv.hide_in_rater_view:
+        root.load(srv.rater_view, None, srv.hide_in_rater_view, js=RATER_JS, api_visibility="private",
+                  queue=False, show_progress="hidden")
     c["server"] = srv
     return c

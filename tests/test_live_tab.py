@@ -1,4 +1,4 @@
-"""The Live tab (sr.live_ui): webcam frame handler, video handler, and the /upscale_video
+"""The Live tab (sr.app.live_tab): webcam frame handler, video handler, and the /upscale_video
 endpoint called with gradio_client on a loopback server."""
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("imageio_ffmpeg")
 gr = pytest.importorskip("gradio")
 
-from sr import live_ui, video  # noqa: E402
+from sr import video  # noqa: E402
+from sr.app import live_tab as live_ui  # noqa: E402
 from test_video import FPS, H, W, _clip  # noqa: E402
 from conftest import free_port  # noqa: E402
 
