@@ -82,6 +82,10 @@ def upscale(
     if isinstance(model, str):
         entry = zoo.get_entry(model)
         if entry.kind == "baseline":
+            if blend is not None:
+                from .blend import BlendError
+
+                raise BlendError(f"{model!r} has no blend (only GANs fine-tuned from a pixel-loss model do)")
             out = degrade.upscale_baseline(a, entry.method)
             if progress is not None:
                 progress(1, 1)

@@ -20,7 +20,14 @@ TINY_ARCHS = {
                            head_kernel=3, tail_kernel=3),
     "msrgan": dict(width=8, blocks=1, norm="batch", upsample="pixelshuffle", up_width=8,
                    head_kernel=3, tail_kernel=3),
+    # the pixel-loss parents (blend tests ask for them: make_tiny_zoo(root, ids=ALL_TINY))
+    "srresnet": dict(width=8, blocks=1, norm="batch", upsample="pixelshuffle", up_width=8,
+                     head_kernel=3, tail_kernel=3),
+    "srresnet-improved": dict(width=8, blocks=1, norm="none", upsample="nearest-conv", up_width=8,
+                              head_kernel=3, tail_kernel=3),
 }
+DEFAULT_TINY = ("srgan", "srgan-improved", "msrgan")
+ALL_TINY = tuple(TINY_ARCHS)
 
 
 def _full_arch(**kw):
@@ -30,7 +37,7 @@ def _full_arch(**kw):
     return base
 
 
-def make_tiny_zoo(root: Path, ids=tuple(TINY_ARCHS), seed: int = 0) -> tuple[Path, Path]:
+def make_tiny_zoo(root: Path, ids=DEFAULT_TINY, seed: int = 0) -> tuple[Path, Path]:
     """Write a registry + weights folder with tiny random generators; returns (registry, weights)."""
     from sr.arch import Generator
     from sr.zoo import sha256_file
@@ -42,7 +49,7 @@ def make_tiny_zoo(root: Path, ids=tuple(TINY_ARCHS), seed: int = 0) -> tuple[Pat
         if m["kind"] == "baseline":
             models.append(m)
         elif m["id"] in ids:
-            torch.manual_seed(seed)
+            torch.manual_seed(seed + (0 if m["id"] in DEFAULT_TINY else 1))  # parents differ from their GANs
             arch = _full_arch(**TINY_ARCHS[m["id"]])
             g = Generator(**arch).eval()
             folder = weights / m["id"]

@@ -79,9 +79,13 @@ def test_weights_are_safetensors_only():
     assert pickled == []
     for folder in sorted(p for p in (REPO / "weights").glob("*") if p.is_dir()):
         names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
-        assert names <= {"config.json", "model.safetensors", "README.md", ".gitattributes"}, (folder, names)
+        allowed = {"config.json", "model.safetensors", "README.md", ".gitattributes", "test_input.npy", "test_output.npy"}
+        assert names <= allowed, (folder, names)
     zoo_src = (REPO / "sr" / "zoo.py").read_text()
     assert "safetensors" in zoo_src and "strict=True" in zoo_src
+    # test tensors are plain .npy arrays, read without pickle
+    tt_src = (REPO / "sr" / "testtensors.py").read_text()
+    assert tt_src.count("np.load(") == tt_src.count("allow_pickle=False") >= 2
 
 
 def test_a_pickle_disguised_as_weights_is_never_unpickled(tiny_zoo, tmp_path):

@@ -1,0 +1,127 @@
+"""The fidelity-detail blend (sr.blend), the perceptual measures (sr.spectral) and paired
+evaluation statistics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import blobs
+
+
+@pytest.fixture
+def blend_zoo(tmp_path, monkeypatch):
+    from sr import blend, zoo
+    from sr.testing import ALL_TINY, make_tiny_zoo
+
+    reg, weights = make_tiny_zoo(tmp_path, ids=ALL_TINY)
+    monkeypatch.setenv("SR_REGISTRY", str(reg))
+    monkeypatch.setenv("SR_WEIGHTS_DIR", str(weights))
+    zoo.reload_registry()
+    zoo.clear_shared()
+    blend._cache.clear()
+    yield reg, weights
+    zoo.reload_registry()
+    zoo.clear_shared()
+    blend._cache.clear()
+
+
+def test_blend_is_exact_weight_interpolation(blend_zoo):
+    from sr import blend, zoo
+
+    assert blend.parent_of("srgan-improved") == "srresnet-improved"
+    gan, parent = zoo.shared("srgan-improved"), zoo.shared("srresnet-improved")
+    half = blend.blended("srgan-improved", 0.5)
+    for k, v in half.state_dict().items():
+        g, p = gan.state_dict()[k], parent.state_dict()[k]
+        if v.is_floating_point():
+            assert torch.allclose(v, (g + p) / 2, atol=1e-6), k
+    assert blend.blended("srgan-improved", 1.0) is gan
+    assert blend.blended("srgan-improved", 0.0) is parent
+    assert blend.blended("srgan-improved", 0.51) is half  # same grid point: cached
+    with pytest.raises(blend.BlendError):
+        blend.quantize(1.5)
+    with pytest.raises(blend.BlendError):
+        blend.parent_of("srresnet")  # a pixel-loss model has no blend
+
+
+def test_upscale_with_blend_endpoints(blend_zoo):
+    import sr
+
+    lr = blobs(24, 24)
+    gan = sr.upscale(lr, "srgan-improved", blend=1.0)
+    parent = sr.upscale(lr, "srresnet-improved")
+    assert np.array_equal(sr.upscale(lr, "srgan-improved", blend=0.0), parent)
+    assert np.array_equal(sr.upscale(lr, "srgan-improved"), gan)  # no default in the card: the GAN
+    mid = sr.upscale(lr, "srgan-improved", blend=0.5)
+    assert not np.array_equal(mid, gan) and not np.array_equal(mid, parent)
+    with pytest.raises(Exception):
+        sr.upscale(lr, "bicubic", blend=0.5)
+
+
+def test_blend_refuses_a_retrained_parent(blend_zoo):
+    from sr import blend, zoo
+
+    zoo.update_entry("srgan-improved", card={"init_sha256": "0" * 64})
+    with pytest.raises(blend.BlendError, match="retrain"):
+        blend.parent_of("srgan-improved")
+    assert not blend.can_blend("srgan-improved")
+
+
+def test_choose_picks_the_largest_safe_blend():
+    from sr.blend import choose
+
+    rows = [{"blend": 0.0, "dpsnr": 0.8, "dpsnr_ci": 0.1, "dssim": 0.02, "dssim_ci": 0.005},
+            {"blend": 0.5, "dpsnr": 0.5, "dpsnr_ci": 0.1, "dssim": 0.004, "dssim_ci": 0.003},
+            {"blend": 1.0, "dpsnr": 0.1, "dpsnr_ci": 0.2, "dssim": -0.01, "dssim_ci": 0.004}]
+    assert choose(rows) == 0.5
+    assert choose(rows[2:]) == 0.0
+
+
+def test_spectral_measures():
+    from sr import degrade, spectral
+
+    rng = np.random.default_rng(0)
+    ref = np.clip(blobs(128, 128).astype(float) + rng.normal(0, 12, (128, 128)), 0, 255).astype(np.uint8)
+    bic = degrade.upscale_baseline(degrade.degrade(ref), "bicubic")
+    c, p = spectral.radial_power(ref)
+    assert len(c) == len(p) == 64 and np.all(p >= 0)
+    assert spectral.hf_lsd(ref, ref) == pytest.approx(0, abs=1e-9)
+    assert spectral.hf_lsd(ref, bic) > 3  # bicubic leaves the high frequencies nearly empty
+    assert spectral.hf_power_ratio(ref, bic) < 0.5
+    assert spectral.frc_resolution(ref, ref) == pytest.approx(2.0)  # correlated up to Nyquist
+    assert spectral.frc_resolution(ref, bic) > 2.0
+    noisy = ref + rng.normal(0, 150, ref.shape)  # high rings: the reference's own noise (12) is swamped
+    assert spectral.frc_resolution(ref, noisy) > spectral.frc_resolution(ref, ref)
+
+
+def test_paired_statistics():
+    from sr.evaluate import paired
+
+    a = [30.0, 31.0, 29.5, 30.2]
+    b = [29.0, 30.5, 29.6, 30.2]
+    r = paired(a, b, tie=0.05)
+    assert r["mean"] == pytest.approx(np.mean(np.subtract(a, b)))
+    assert (r["wins"], r["ties"], r["losses"]) == (2, 1, 1) and r["ci95"] > 0
+
+
+def test_settings_are_read_in_one_module_and_documented():
+    """Every SR_* variable is read in sr/settings.py only, and the README lists each of them."""
+    import re
+    from pathlib import Path
+
+    from sr import settings
+
+    repo = Path(__file__).resolve().parents[1]
+    for f in list((repo / "sr").rglob("*.py")) + [repo / "app.py"]:
+        if f.name == "settings.py":
+            continue
+        src = f.read_text()
+        assert not re.search(r"environ(\.get)?\(?\[?[\"']SR_", src), f
+        assert not re.search(r"getenv\([\"']SR_", src), f
+    readme = (repo / "README.md").read_text()
+    missing = [v for v in settings.variables() if f"`{v}`" not in readme]
+    assert not missing, f"README does not document {missing}"
+    with pytest.raises(ValueError):
+        settings.Settings.from_env({"SR_MOS_ITEMS": "many"})
+    assert settings.Settings.from_env({"SR_MOS_ITEMS": "7"}).mos_items == 7
