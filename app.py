@@ -17,7 +17,7 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from sr import app_logic as L  # noqa: E402
 from sr import imio  # noqa: E402
-from sr.ui_errors import user_errors  # noqa: E402
+from sr.ui_errors import click_xy, user_errors  # noqa: E402
 
 from sr.live_ui import live_tab  # noqa: E402
 from sr.mos_ui import mos_tabs  # noqa: E402
@@ -156,9 +156,10 @@ def build_demo() -> gr.Blocks:
             """Run the chosen models on the image and compare them (metrics in mode 'hr')."""
             L.sweep_old(STATE_TTL_S)
             roi_xy = (pending or {}).get("roi")
-            state = L.run_comparison(file, mode, models, roi=roi_xy, roi_size=roi_size,
-                                     tile=tile, session=_session(request),
-                                     progress=lambda f, d: progress(f, desc=d))
+            with imio.decode_limits(output_scale=L.SCALE if mode == L.MODE_LR else 1):  # refuse before decoding
+                state = L.run_comparison(file, mode, models, roi=roi_xy, roi_size=roi_size,
+                                         tile=tile, session=_session(request),
+                                         progress=lambda f, d: progress(f, desc=d))
             L.cleanup_state(old_state)
             r = L.roi_views(state, *state["roi"])
             a, b = L.default_slider_keys(state)
@@ -196,8 +197,8 @@ def build_demo() -> gr.Blocks:
         @user_errors
         def roi_click(state, pending, size, mode, evt: gr.SelectData):
             """Click on the image: centre the region there."""
-            x, y, s = L.roi_from_click(state, evt.index[0], evt.index[1], size, mode,
-                                       (pending or {}).get("factor", 1.0))
+            px, py = click_xy(evt)  # validated: two finite numbers, else a one-line refusal
+            x, y, s = L.roi_from_click(state, px, py, size, mode, (pending or {}).get("factor", 1.0))
             return _roi(x, y, s, state, pending)
 
         preview.select(roi_click, [run_state, preview_state, roi_size, mode], roi_outputs,
@@ -214,8 +215,9 @@ def build_demo() -> gr.Blocks:
         @user_errors
         def upscale(file, model, tile, old, request: gr.Request, progress=gr.Progress()):
             """Upscale the image 4x with one model; returns a PNG view and the lossless file."""
-            r = L.upscale_file(file, model, tile=tile, session=_session(request),
-                               progress=lambda f, d: progress(f, desc=d))
+            with imio.decode_limits(output_scale=L.SCALE):  # 4x result: refused before decoding
+                r = L.upscale_file(file, model, tile=tile, session=_session(request),
+                                   progress=lambda f, d: progress(f, desc=d))
             L.cleanup_state(old)
             return r["view"], r["file"], r["message"], {"run_dir": r["run_dir"]}
 

@@ -6,11 +6,16 @@ absurd sizes *before* decoding pixels, with an :class:`ImageError` that says why
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import logging
 import os
+import struct
+import threading
 import warnings
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +69,147 @@ def check_size(h: int, w: int, limit: int | None = None) -> None:
         raise ImageError(f"image is {w}x{h}; at least 2x2 pixels are needed")
 
 
+# ---------------------------------------------------------------------------- decoding budget
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Decoding limits from the environment (one place; read when first needed).
+
+    ``SR_DECODE_BUDGET_BYTES``: bytes that all decodes in this process may hold at once
+    (default 768 MiB); a decode reserves :data:`DECODE_OVERHEAD` x its decoded size (the
+    decoded array plus the conversions after it) and waits up to ``SR_DECODE_WAIT_S`` (default
+    20 s) for room, else is refused as busy. ``SR_APP_MAX_DECODED_BYTES``: decoded size of one
+    image in the app (default 256 MiB, below the general ``SR_MAX_PIXELS`` x 16 bytes)."""
+
+    budget_bytes: int = 768 * 2**20
+    wait_s: float = 20.0
+    app_max_decoded_bytes: int = 256 * 2**20
+
+    @classmethod
+    def from_env(cls, env=None) -> "DecodeSettings":
+        env = os.environ if env is None else env
+        return cls(budget_bytes=int(env.get("SR_DECODE_BUDGET_BYTES", cls.budget_bytes)),
+                   wait_s=float(env.get("SR_DECODE_WAIT_S", cls.wait_s)),
+                   app_max_decoded_bytes=int(env.get("SR_APP_MAX_DECODED_BYTES", cls.app_max_decoded_bytes)))
+
+
+DECODE_OVERHEAD = 3  # peak bytes of a decode / decoded bytes (decode, dtype/layout conversions)
+
+
+class ByteBudget:
+    """A semaphore counted in bytes: ``with budget.hold(n):`` waits until ``n`` bytes are free."""
+
+    def __init__(self, total: int, wait_s: float = 20.0):
+        self.total, self.wait_s = int(total), float(wait_s)
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, n: int):
+        n = int(n)
+        if n > self.total:
+            raise ImageError(f"decoding this image needs about {n / 2**20:,.0f} MiB, over the server's "
+                             f"decoding budget of {self.total / 2**20:,.0f} MiB (SR_DECODE_BUDGET_BYTES)")
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.used + n <= self.total, timeout=self.wait_s):
+                raise ImageError("the server is busy decoding other images; try again in a minute")
+            self.used += n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+
+
+_budget: ByteBudget | None = None
+_budget_lock = threading.Lock()
+
+
+def decode_budget() -> ByteBudget:
+    """The process-wide :class:`ByteBudget` (created from :class:`DecodeSettings` on first use)."""
+    global _budget
+    with _budget_lock:
+        if _budget is None:
+            st = DecodeSettings.from_env()
+            _budget = ByteBudget(st.budget_bytes, st.wait_s)
+        return _budget
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Extra limits a caller sets for the images read in a context (:func:`decode_limits`).
+
+    ``max_bytes``: decoded bytes of one image. ``max_output_pixels``: the caller will make a
+    result of ``(H*output_scale) x (W*output_scale)`` pixels (``output_scale`` 1: the image
+    cropped to a multiple of ``crop_multiple``); refuse before decoding if that is over."""
+
+    max_bytes: int | None = None
+    max_output_pixels: int | None = None
+    output_scale: int = 1
+    crop_multiple: int = 1
+
+
+_LIMITS: contextvars.ContextVar[DecodeLimits] = contextvars.ContextVar("sr_decode_limits", default=DecodeLimits())
+
+
+def current_limits() -> DecodeLimits:
+    return _LIMITS.get()
+
+
+@contextlib.contextmanager
+def decode_limits(**changes):
+    """``with decode_limits(max_bytes=..., max_output_pixels=..., output_scale=4):`` images read
+    inside are refused by these limits before their pixels are decoded."""
+    token = _LIMITS.set(replace(_LIMITS.get(), **changes))
+    try:
+        yield _LIMITS.get()
+    finally:
+        _LIMITS.reset(token)
+
+
+def app_limits() -> dict:
+    """The app's decoding limits (for :func:`decode_limits`): ``SR_APP_MAX_DECODED_BYTES`` and
+    ``SR_APP_MAX_OUTPUT_PIXELS``; the smallest result any mode makes is the image cropped to a
+    multiple of 4."""
+    return {"max_bytes": DecodeSettings.from_env().app_max_decoded_bytes,
+            "max_output_pixels": int(os.environ.get("SR_APP_MAX_OUTPUT_PIXELS", 2048 * 2048)),
+            "crop_multiple": 4}
+
+
+def check_before_decoding(h: int, w: int, nbytes: int, what: str = "image") -> int:
+    """Refuse by pixel count, decoded size and the caller's result size, from header values
+    only. Returns the bytes to reserve from the decoding budget."""
+    check_size(h, w)
+    lim = current_limits()
+    cap = max_bytes() if lim.max_bytes is None else min(max_bytes(), lim.max_bytes)
+    if nbytes > cap:
+        src = "SR_MAX_PIXELS x 16 bytes" if cap == max_bytes() else "SR_APP_MAX_DECODED_BYTES"
+        raise ImageError(f"{what} would take {nbytes / 2**20:,.0f} MiB decoded, over the limit of "
+                         f"{cap / 2**20:,.0f} MiB ({src})")
+    if lim.max_output_pixels:
+        s, m = max(1, lim.output_scale), max(1, lim.crop_multiple)
+        oh, ow = (h * s, w * s) if s > 1 else (h - h % m, w - w % m)
+        if oh * ow > lim.max_output_pixels:
+            side = int(lim.max_output_pixels ** 0.5)
+            raise ImageError(f"{what} is {w}x{h} px: its {'4x ' if s > 1 else ''}result would be {ow}x{oh} = "
+                             f"{oh * ow:,} px, over this demo's limit of {lim.max_output_pixels:,} px (about "
+                             f"{side}x{side}; SR_APP_MAX_OUTPUT_PIXELS). Crop the image, or run "
+                             f"`python -m sr upscale` (no limit, tiled) on your machine.")
+    return nbytes * DECODE_OVERHEAD
+
+
+def _finite_and_bounded(a: np.ndarray, what: str) -> None:
+    """NaN/inf and |x| > FLOAT_LIMIT checks in chunks (no full-size temporaries)."""
+    flat = a.reshape(-1) if a.flags.c_contiguous else None
+    chunks = (flat[i:i + (1 << 22)] for i in range(0, flat.size, 1 << 22)) if flat is not None else iter(a)
+    for c in chunks:
+        if not np.isfinite(c).all():
+            raise ImageError(f"{what} contains NaN or infinite values")
+        if c.size and max(float(c.max()), -float(c.min())) > FLOAT_LIMIT:
+            raise ImageError(f"{what} has values of magnitude over {FLOAT_LIMIT:g}; rescale it")
+
+
 def check_array(a: np.ndarray, what: str = "image") -> np.ndarray:
     """Validate an in-memory image and bring it to uint8/uint16/float32 ``(H,W)``/``(H,W,C)``."""
     a = np.asarray(a)
@@ -88,11 +234,8 @@ def check_array(a: np.ndarray, what: str = "image") -> np.ndarray:
         else:
             a = a.astype(np.float32)
     elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise ImageError(f"{what} contains NaN or infinite values")
-        if a.size and float(np.abs(a).max()) > FLOAT_LIMIT:
-            raise ImageError(f"{what} has values of magnitude over {FLOAT_LIMIT:g}; rescale it")
-        a = a.astype(np.float32)
+        _finite_and_bounded(a, what)
+        a = a.astype(np.float32, copy=False)
     else:
         raise ImageError(f"{what} has unsupported dtype {a.dtype}")
     return np.ascontiguousarray(a)
@@ -138,26 +281,25 @@ def _read_tiff(src) -> tuple[np.ndarray, ImageInfo]:
                     h, w = core[0], core[1]
             else:
                 h, w = core
-            check_size(h, w)
             nbytes = n * np.dtype(series.dtype).itemsize
-            if nbytes > max_bytes():
-                raise ImageError(f"TIFF image would take {nbytes / 2**20:,.0f} MiB decoded ({shape}, "
-                                 f"{series.dtype}), over the limit of {max_bytes() / 2**20:,.0f} MiB "
-                                 f"(SR_MAX_PIXELS x 16 bytes)")
-            a = series.asarray()
+            reserve = check_before_decoding(h, w, nbytes, f"TIFF image ({shape}, {series.dtype})")
+            with decode_budget().hold(reserve):
+                a = series.asarray()
+                a = np.squeeze(a)
+                axis = "none"
+                if a.ndim == 3:
+                    if a.shape[0] <= MAX_CHANNELS and a.shape[2] > MAX_CHANNELS:
+                        a = np.moveaxis(a, 0, -1)
+                        axis = "first"
+                    else:
+                        axis = "last"
+                return check_array(a, "TIFF image"), ImageInfo("tiff", axis)
     except ImageError:
         raise
+    except MemoryError:
+        raise ImageError("not enough memory to decode this TIFF") from None
     except Exception as exc:
         raise ImageError(f"cannot read TIFF: {type(exc).__name__}: {exc}") from None
-    a = np.squeeze(a)
-    axis = "none"
-    if a.ndim == 3:
-        if a.shape[0] <= MAX_CHANNELS and a.shape[2] > MAX_CHANNELS:
-            a = np.moveaxis(a, 0, -1)
-            axis = "first"
-        else:
-            axis = "last"
-    return check_array(a, "TIFF image"), ImageInfo("tiff", axis)
 
 
 def _pil_to_array(im) -> tuple[np.ndarray, str]:
@@ -189,6 +331,107 @@ def _pil_to_array(im) -> tuple[np.ndarray, str]:
     return np.asarray(im), note
 
 
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_raw_size(w: int, h: int, depth: int, ctype: int, interlace: int) -> int:
+    """Bytes of the filtered scanlines a complete PNG image stream inflates to."""
+    bpp = _PNG_CHANNELS.get(ctype, 4) * depth
+    if not interlace:
+        return h * (1 + (w * bpp + 7) // 8)
+    total = 0
+    for x0, y0, dx, dy in _ADAM7:
+        pw, ph = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
+        if pw > 0 and ph > 0:
+            total += ph * (1 + (pw * bpp + 7) // 8)
+    return total
+
+
+def check_png_stream(fh) -> None:
+    """Refuse a PNG whose image data (IDAT) inflates to fewer bytes than its header declares
+    (Pillow would fill the rest with zeros). Inflates in 1 MiB pieces, keeping nothing."""
+    fh.seek(0)
+    if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+        return
+    d = zlib.decompressobj()
+    need = got = 0
+    seen_idat = False
+    while True:
+        head = fh.read(8)
+        if len(head) < 8:
+            break
+        length, kind = struct.unpack(">I4s", head)
+        if kind == b"IHDR":
+            body = fh.read(length)
+            if len(body) < 13:
+                raise ImageError("PNG header is damaged")
+            w, h, depth, ctype, _c, _f, interlace = struct.unpack(">IIBBBBB", body[:13])
+            need = _png_raw_size(w, h, depth, ctype, interlace)
+            fh.seek(4, 1)
+            continue
+        if kind == b"IDAT":
+            seen_idat = True
+            left = length
+            while left > 0 and got < need:
+                piece = fh.read(min(left, 1 << 20))
+                if not piece:
+                    break
+                left -= len(piece)
+                try:
+                    buf = d.decompress(piece, 1 << 20)
+                    got += len(buf)
+                    while d.unconsumed_tail and got < need:
+                        buf = d.decompress(d.unconsumed_tail, 1 << 20)
+                        got += len(buf)
+                except zlib.error:
+                    raise ImageError("PNG image data are damaged (bad compressed stream)") from None
+            if got >= need:
+                return
+            fh.seek(left + 4, 1)
+            continue
+        if seen_idat:
+            break  # the image data ended
+        fh.seek(length + 4, 1)
+    if got < need:
+        raise ImageError(f"PNG image data are truncated: {got:,} of {need:,} bytes of scanlines "
+                         f"(the file is damaged or incomplete)")
+
+
+_truncated_lock = threading.Lock()
+
+
+def _load_strict(im) -> None:
+    """``im.load()`` with Pillow's LOAD_TRUNCATED_IMAGES off (a truncated file is an error, never
+    zeros), whatever another library set it to; restored afterwards."""
+    from PIL import ImageFile
+
+    if not ImageFile.LOAD_TRUNCATED_IMAGES:
+        im.load()
+        return
+    with _truncated_lock:
+        old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            im.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def _pil_decoded_bytes(im) -> int:
+    """Bytes of the array the image decodes and converts to (from the header: size and mode)."""
+    w, h = im.size
+    mode = im.mode
+    if mode in ("I", "F", "I;32", "I;32B", "I;32L"):
+        per = 4
+    elif mode.startswith("I;16"):
+        per = 2
+    elif mode in ("L", "1", "LA", "La"):
+        per = 2  # the image and its converted copy
+    else:
+        per = 4  # RGB/RGBA/P/CMYK...: up to 4 bands, converted to RGB
+    return w * h * per
+
+
 def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
     from PIL import Image, ImageOps
 
@@ -196,19 +439,31 @@ def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
             im = Image.open(src, formats=PIL_FORMATS)
             w, h = im.size
             check_size(h, w, limit)
+            reserve = check_before_decoding(h, w, _pil_decoded_bytes(im))
             note = ""
             if getattr(im, "n_frames", 1) > 1:
                 note = f"first of {im.n_frames} frames used"
             fmt = (im.format or fmt_hint or "png").lower()
-            im.load()
-            im = ImageOps.exif_transpose(im) or im
-            a, n2 = _pil_to_array(im)
+            if im.format == "PNG":
+                if isinstance(src, (str, os.PathLike)):
+                    with open(src, "rb") as fh:
+                        check_png_stream(fh)
+                else:
+                    pos = src.tell()
+                    check_png_stream(src)
+                    src.seek(pos)
+            with decode_budget().hold(reserve):
+                _load_strict(im)
+                im = ImageOps.exif_transpose(im) or im
+                a, n2 = _pil_to_array(im)
+                a = check_array(a)
     except ImageError:
         raise
+    except MemoryError:
+        raise ImageError("not enough memory to decode this image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"refused a possible decompression bomb: {exc}") from None
     except Image.UnidentifiedImageError:
@@ -218,7 +473,7 @@ def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
     except Exception as exc:
         raise ImageError(f"cannot read image: {type(exc).__name__}: {exc}") from None
     note = "; ".join(x for x in (note, n2) if x)
-    return check_array(a), ImageInfo(fmt, "last" if a.ndim == 3 else "none", note)
+    return a, ImageInfo(fmt, "last" if a.ndim == 3 else "none", note)
 
 
 def read_image(src: str | Path | bytes) -> tuple[np.ndarray, ImageInfo]:
