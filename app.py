@@ -17,6 +17,7 @@ from starlette.middleware import Middleware  # noqa: E402
 
 from sr import app_logic as L  # noqa: E402
 from sr import imio  # noqa: E402
+from sr.disk_quota import UploadQuota, make_room_for_app_run  # noqa: E402
 from sr.ui_errors import click_xy, user_errors  # noqa: E402
 
 from sr.live_ui import live_tab  # noqa: E402
@@ -141,6 +142,7 @@ def build_demo() -> gr.Blocks:
             cleared = [None] * 6
             if not file:
                 return [None, "", None, None, None, *cleared, None]
+            make_room_for_app_run(_session(request))  # disk caps: evict old runs or refuse
             p = L.preview_input(file, _session(request))
             return [p["view"], p["text"], {"run_dir": p["run_dir"], "factor": p["factor"]}, None, None,
                     *cleared, None]
@@ -155,6 +157,7 @@ def build_demo() -> gr.Blocks:
                     request: gr.Request, progress=gr.Progress()):
             """Run the chosen models on the image and compare them (metrics in mode 'hr')."""
             L.sweep_old(STATE_TTL_S)
+            make_room_for_app_run(_session(request))  # disk caps: evict old runs or refuse
             roi_xy = (pending or {}).get("roi")
             with imio.decode_limits(output_scale=L.SCALE if mode == L.MODE_LR else 1):  # refuse before decoding
                 state = L.run_comparison(file, mode, models, roi=roi_xy, roi_size=roi_size,
@@ -215,6 +218,7 @@ def build_demo() -> gr.Blocks:
         @user_errors
         def upscale(file, model, tile, old, request: gr.Request, progress=gr.Progress()):
             """Upscale the image 4x with one model; returns a PNG view and the lossless file."""
+            make_room_for_app_run(_session(request))  # disk caps: evict old runs or refuse
             with imio.decode_limits(output_scale=L.SCALE):  # 4x result: refused before decoding
                 r = L.upscale_file(file, model, tile=tile, session=_session(request),
                                    progress=lambda f, d: progress(f, desc=d))
@@ -252,7 +256,8 @@ def main() -> None:
     demo = build_demo()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(**L.server_settings(), max_file_size=L.max_file_size(),
-                app_kwargs={"middleware": [Middleware(L.NoRemoteFetch)]},  # never fetch a client's URL
+                # never fetch a client's URL; caps on uploads per client and on the upload cache
+                app_kwargs={"middleware": [Middleware(L.NoRemoteFetch), Middleware(UploadQuota)]},
                 allowed_paths=[str(L.EXAMPLES_DIR)], show_error=True, ssr_mode=False,
                 theme=THEME, css=CSS)
 

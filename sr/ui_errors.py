@@ -78,6 +78,7 @@ def user_errors(fn):
 
     from . import imio, zoo
     from .app_logic import AppError
+    from .disk_quota import QuotaError
 
     name = getattr(fn, "__name__", "handler")
 
@@ -89,7 +90,7 @@ def user_errors(fn):
         except gr.Error as exc:
             log_refusal(name, "gr.Error", getattr(exc, "message", str(exc)))
             raise
-        except (AppError, imio.ImageError, zoo.ZooError, EventDataError) as exc:
+        except (AppError, imio.ImageError, zoo.ZooError, EventDataError, QuotaError) as exc:
             msg = _one_line(exc, 500)
             log_refusal(name, type(exc).__name__, msg)
             raise gr.Error(msg, title="Cannot do that", print_exception=False) from None
