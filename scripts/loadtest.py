@@ -413,7 +413,7 @@ class Hostile(threading.Thread):
                              r"MiB decoded|result would be|over this demo")
             elif kind == 1:
                 self._gradio("hostile: 100k-frame video", "/upscale_video",
-                             [{"video": handle_file(str(self.files["long"]))}, "bicubic"], r"frames, over the limit")
+                             [handle_file(str(self.files["long"])), "bicubic"], r"frames, over the limit")
             elif kind == 2:
                 for body, enc, headers in URL_BODIES:
                     t = time.time()
