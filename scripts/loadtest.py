@@ -331,6 +331,111 @@ class User(threading.Thread):
         return True
 
 
+# ---------------------------------------------------------------------------- hostile mix
+
+def prepare_hostile(root: Path) -> dict:
+    """Files for the hostile mix: the issue-15 TIFF (292 KB zlib, 4x4096x4096 float32 decoded),
+    a short mp4 of 100,000 16x16 frames, a 1 MiB upload for the flood."""
+    import numpy as np
+    import tifffile
+    import imageio_ffmpeg
+
+    d = root / "hostile"
+    d.mkdir(exist_ok=True)
+    bomb = d / "bomb.tif"
+    tifffile.imwrite(bomb, np.zeros((4, 4096, 4096), np.float32), compression="zlib", photometric="minisblack")
+    long_mp4 = d / "long.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "color=c=gray:s=16x16:r=1000", "-frames:v", "100000", "-c:v", "libx264", "-preset",
+                    "ultrafast", "-pix_fmt", "yuv420p", str(long_mp4)], check=True, timeout=300)
+    blob = d / "flood.png"
+    blob.write_bytes(os.urandom(2**20))
+    return {"bomb": bomb, "long": long_mp4, "blob": blob}
+
+
+URL_BODIES = [  # (content, headers): the three bypasses of issue 15 and other spellings
+    ('{"data":[{"path":"http:/\\/127.0.0.1:9/config","meta":{"_type":"gradio.FileData"}}],"session_hash":"h"}',
+     "utf-8", [("content-type", "application/json")]),
+    ('{"data":[{"path":"http://127.0.0.1:9/x.png","meta":{"_type":"gradio.FileData"}}],"session_hash":"h"}',
+     "utf-8", [("content-type", "application/json"), ("content-type", "multipart/form-data")]),
+    ('{"data":[{"path":"https://example.com/big.png","meta":{"_type":"gradio.FileData"}}],"session_hash":"h"}',
+     "utf-16-le", [("content-type", "application/json")]),
+    ('{"data":[{"path":"\\u0068ttp://127.0.0.1:9/x","meta":{"_type":"gradio.FileData"}}],"session_hash":"h"}',
+     "utf-32", [("content-type", "application/json")]),
+    ('{"data":[{"path":"//example.com/x.png","meta":{"_type":"gradio.FileData"}}],"session_hash":"h"}',
+     "utf-8", [("content-type", "application/json")]),
+]
+
+
+class Hostile(threading.Thread):
+    """One hostile client: TIFF bombs, long videos, URL variants and upload floods, in turn."""
+
+    def __init__(self, k: int, url: str, shared: Shared, files: dict, timeout: float, ready: threading.Barrier):
+        super().__init__(daemon=True, name=f"hostile-{k}")
+        self.k, self.url, self.s, self.files, self.timeout, self.ready = k, url, shared, files, timeout, ready
+        self.error: str | None = None
+
+    def _record(self, endpoint, t, outcome, detail=""):
+        with self.s.lock:
+            self.s.records.append(Record(endpoint, t - self.s.t0, time.time() - t, outcome, detail[:300]))
+
+    def _gradio(self, name, api, args, refusal):
+        t = time.time()
+        try:
+            self.client.submit(*args, api_name=api).result(timeout=self.timeout)
+            self._record(name, t, "failed", "a hostile request was accepted")
+        except Exception as exc:  # noqa: BLE001
+            ok = re.search(refusal, str(exc))
+            self._record(name, t, "rejected" if ok else "failed", f"{type(exc).__name__}: {exc}")
+
+    def run(self):
+        import httpx
+        from gradio_client import Client, handle_file
+
+        try:
+            self.client = Client(self.url, verbose=False, download_files=False)
+            self.http = httpx.Client(timeout=self.timeout)
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"client could not connect: {exc}"
+            self.ready.abort()
+            return
+        try:
+            self.ready.wait()
+        except threading.BrokenBarrierError:
+            return
+        n = self.k
+        while self.s.budget():
+            kind = n % 4
+            n += 1
+            if kind == 0:
+                self._gradio("hostile: TIFF bomb /load_image", "/load_image", [handle_file(str(self.files["bomb"]))],
+                             r"MiB decoded|result would be|over this demo")
+            elif kind == 1:
+                self._gradio("hostile: 100k-frame video", "/upscale_video",
+                             [handle_file(str(self.files["long"])), "bicubic"], r"frames, over the limit")
+            elif kind == 2:
+                for body, enc, headers in URL_BODIES:
+                    t = time.time()
+                    try:
+                        r = self.http.post(f"{self.url}/gradio_api/call/load_image", content=body.encode(enc),
+                                           headers=headers)
+                        self._record("hostile: URL as a file", t, "rejected" if r.status_code in (400, 403) else "failed",
+                                     f"HTTP {r.status_code}")
+                    except httpx.HTTPError as exc:
+                        self._record("hostile: URL as a file", t, "failed", f"{type(exc).__name__}: {exc}")
+            else:
+                for _ in range(5):
+                    t = time.time()
+                    try:
+                        with open(self.files["blob"], "rb") as fh:
+                            r = self.http.post(f"{self.url}/gradio_api/upload", files={"files": ("flood.png", fh)})
+                        outcome = "ok" if r.status_code == 200 else "rejected" if r.status_code in (411, 413, 507) else "failed"
+                        self._record("hostile: upload flood (1 MiB)", t, outcome, f"HTTP {r.status_code}")
+                    except httpx.HTTPError as exc:
+                        self._record("hostile: upload flood (1 MiB)", t, "failed", f"{type(exc).__name__}: {exc}")
+        self.http.close()
+
+
 # ---------------------------------------------------------------------------- report
 
 def percentile(values: list[float], q: float) -> float:
@@ -380,6 +485,9 @@ def markdown(rep: dict) -> str:
         f"{c['mos_items']} items.",
         "",
         f"Command: `{c['command']}`  ",
+        f"Normal users: {rep['normal_users']['requests']} requests, {rep['normal_users']['failed']} failed, "
+        f"p95 of successful requests {_f(rep['normal_users']['p95_s'])} s; hostile clients alongside: "
+        f"{rep['normal_users']['hostile_clients']}  ",
         f"Machine: {c['machine']}; load average before the test {c['loadavg_before']}; "
         f"server start {c['startup_s']:.1f} s; app settings: `SR_APP_CONCURRENCY={c['app_concurrency']}`, "
         "queue max size 64.",
@@ -454,6 +562,9 @@ def main(argv=None) -> int:
     p.add_argument("--rss-tolerance-mb", type=float, default=None,
                    help="allowed RSS growth after the load (default: max(64 MiB, 10%% of the baseline))")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (server log, votes)")
+    p.add_argument("--hostile", type=int, default=0,
+                   help="hostile clients running alongside the users (TIFF bombs, 100k-frame videos, URL "
+                        "variants, upload floods)")
     a = p.parse_args(argv)
 
     root = Path(tempfile.mkdtemp(prefix="sr_loadtest_"))
@@ -462,6 +573,7 @@ def main(argv=None) -> int:
         loadavg = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"preparing in {root} ...", flush=True)
         env, images, bad, learned = prepare(root, a.real_zoo)
+        hostile_files = prepare_hostile(root) if a.hostile else None
         server = Server(root, env)
         print(f"server pid {server.pid} at {server.url} (started in {server.startup_s:.1f} s)", flush=True)
         startup_mb = rss_mb(server.pid)
@@ -480,10 +592,11 @@ def main(argv=None) -> int:
         sampler = MemorySampler(server.pid)
         sampler.start()
         shared = Shared(deadline=0, max_requests=a.max_requests)
-        ready = threading.Barrier(a.users + 1)
+        ready = threading.Barrier(a.users + a.hostile + 1)
         users = [User(k, server.url, shared, images, bad, learned, a.votes_per_round, a.bad_every, a.timeout, ready)
                  for k in range(a.users)]
-        for u in users:
+        hostiles = [Hostile(k, server.url, shared, hostile_files, a.timeout, ready) for k in range(a.hostile)]
+        for u in users + hostiles:
             u.start()
         try:
             ready.wait(timeout=300)
@@ -492,7 +605,7 @@ def main(argv=None) -> int:
         shared.t0 = time.time()
         shared.deadline = shared.t0 + a.seconds
         print(f"{a.users} users running for {a.seconds:g} s ...", flush=True)
-        for u in users:
+        for u in users + hostiles:
             u.join(a.seconds + a.timeout + 60)
         elapsed = time.time() - shared.t0
         time.sleep(a.settle)
@@ -550,6 +663,12 @@ def main(argv=None) -> int:
                 "loadavg_before": loadavg, "startup_s": server.startup_s,
                 "app_concurrency": env.get("SR_APP_CONCURRENCY", "1"),
             },
+            "normal_users": {
+                "failed": sum(r.outcome == "failed" for r in records if not r.endpoint.startswith("hostile")),
+                "requests": sum(not r.endpoint.startswith("hostile") for r in records),
+                "p95_s": percentile([r.latency for r in records if not r.endpoint.startswith("hostile")
+                                     and r.outcome == "ok"], 95),
+                "hostile_clients": a.hostile},
             "totals": {"requests": len(records), "per_s": len(records) / elapsed if elapsed else 0.0,
                        "ok": sum(r.outcome == "ok" for r in records), "rejected": len(rejected),
                        "failed": len(failures)},

@@ -9,11 +9,17 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .imlimits import (FLOAT_LIMIT, ImageError, _finite_and_bounded, app_limits,  # noqa: F401 (re-exported)
+                       check_before_decoding, check_size, current_limits, decode_budget, decode_limits,
+                       max_bytes, max_pixels)
+from .pngcheck import check_png_stream  # noqa: F401 (re-exported)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -23,22 +29,10 @@ PIL_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")  # JPEG includes MPO
 SUFFIXES = TIFF_SUFFIXES + PIL_SUFFIXES
 MAX_CHANNELS = 16
 MAX_TIFF_PAGES = 64  # more pages cannot be one 2-D image or channel stack (and are slow to index)
-FLOAT_LIMIT = 1e30  # larger float magnitudes overflow float32 in resizing and normalisation
 
 # tifffile logs damaged-file warnings; without this handler Python's last-resort handler would
 # print them on stderr next to our one-line error (apps that configure logging still see them)
 logging.getLogger("tifffile").addHandler(logging.NullHandler())
-
-
-class ImageError(ValueError):
-    """The input is not an image we can process; the message is for the user."""
-
-
-def max_pixels() -> int:
-    """Input pixel limit (H*W), from ``SR_MAX_PIXELS``; default 16 megapixels (4096x4096)."""
-    from .settings import settings
-
-    return settings().max_pixels
 
 
 @dataclass
@@ -48,22 +42,6 @@ class ImageInfo:
     note: str = ""
 
 
-def max_bytes() -> int:
-    """Decoded-size limit of one image in bytes: ``SR_MAX_PIXELS`` x 16 (e.g. 4 channels of
-    float32, or 8 of uint16, at the pixel limit): a small compressed TIFF cannot expand to
-    gigabytes."""
-    return max_pixels() * 16
-
-
-def check_size(h: int, w: int, limit: int | None = None) -> None:
-    limit = max_pixels() if limit is None else limit
-    if h < 1 or w < 1:
-        raise ImageError(f"image has an empty dimension ({w}x{h})")
-    if h * w > limit:
-        raise ImageError(f"image is {w}x{h} = {h * w:,} pixels, over the limit of {limit:,} "
-                         f"(set SR_MAX_PIXELS to change it)")
-    if h < 2 or w < 2:
-        raise ImageError(f"image is {w}x{h}; at least 2x2 pixels are needed")
 
 
 def check_array(a: np.ndarray, what: str = "image") -> np.ndarray:
@@ -90,11 +68,8 @@ def check_array(a: np.ndarray, what: str = "image") -> np.ndarray:
         else:
             a = a.astype(np.float32)
     elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise ImageError(f"{what} contains NaN or infinite values")
-        if a.size and float(np.abs(a).max()) > FLOAT_LIMIT:
-            raise ImageError(f"{what} has values of magnitude over {FLOAT_LIMIT:g}; rescale it")
-        a = a.astype(np.float32)
+        _finite_and_bounded(a, what)
+        a = a.astype(np.float32, copy=False)
     else:
         raise ImageError(f"{what} has unsupported dtype {a.dtype}")
     return np.ascontiguousarray(a)
@@ -140,26 +115,25 @@ def _read_tiff(src) -> tuple[np.ndarray, ImageInfo]:
                     h, w = core[0], core[1]
             else:
                 h, w = core
-            check_size(h, w)
             nbytes = n * np.dtype(series.dtype).itemsize
-            if nbytes > max_bytes():
-                raise ImageError(f"TIFF image would take {nbytes / 2**20:,.0f} MiB decoded ({shape}, "
-                                 f"{series.dtype}), over the limit of {max_bytes() / 2**20:,.0f} MiB "
-                                 f"(SR_MAX_PIXELS x 16 bytes)")
-            a = series.asarray()
+            reserve = check_before_decoding(h, w, nbytes, f"TIFF image ({shape}, {series.dtype})")
+            with decode_budget().hold(reserve):
+                a = series.asarray()
+                a = np.squeeze(a)
+                axis = "none"
+                if a.ndim == 3:
+                    if a.shape[0] <= MAX_CHANNELS and a.shape[2] > MAX_CHANNELS:
+                        a = np.moveaxis(a, 0, -1)
+                        axis = "first"
+                    else:
+                        axis = "last"
+                return check_array(a, "TIFF image"), ImageInfo("tiff", axis)
     except ImageError:
         raise
+    except MemoryError:
+        raise ImageError("not enough memory to decode this TIFF") from None
     except Exception as exc:
         raise ImageError(f"cannot read TIFF: {type(exc).__name__}: {exc}") from None
-    a = np.squeeze(a)
-    axis = "none"
-    if a.ndim == 3:
-        if a.shape[0] <= MAX_CHANNELS and a.shape[2] > MAX_CHANNELS:
-            a = np.moveaxis(a, 0, -1)
-            axis = "first"
-        else:
-            axis = "last"
-    return check_array(a, "TIFF image"), ImageInfo("tiff", axis)
 
 
 def _pil_to_array(im) -> tuple[np.ndarray, str]:
@@ -191,6 +165,40 @@ def _pil_to_array(im) -> tuple[np.ndarray, str]:
     return np.asarray(im), note
 
 
+_truncated_lock = threading.Lock()
+
+
+def _load_strict(im) -> None:
+    """``im.load()`` with Pillow's LOAD_TRUNCATED_IMAGES off (a truncated file is an error, never
+    zeros), whatever another library set it to; restored afterwards."""
+    from PIL import ImageFile
+
+    if not ImageFile.LOAD_TRUNCATED_IMAGES:
+        im.load()
+        return
+    with _truncated_lock:
+        old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            im.load()
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def _pil_decoded_bytes(im) -> int:
+    """Bytes of the array the image decodes and converts to (from the header: size and mode)."""
+    w, h = im.size
+    mode = im.mode
+    if mode in ("I", "F", "I;32", "I;32B", "I;32L"):
+        per = 4
+    elif mode.startswith("I;16"):
+        per = 2
+    elif mode in ("L", "1", "LA", "La"):
+        per = 2  # the image and its converted copy
+    else:
+        per = 4  # RGB/RGBA/P/CMYK...: up to 4 bands, converted to RGB
+    return w * h * per
+
+
 def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
     from PIL import Image, ImageOps
 
@@ -198,19 +206,31 @@ def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
             im = Image.open(src, formats=PIL_FORMATS)
             w, h = im.size
             check_size(h, w, limit)
+            reserve = check_before_decoding(h, w, _pil_decoded_bytes(im))
             note = ""
             if getattr(im, "n_frames", 1) > 1:
                 note = f"first of {im.n_frames} frames used"
             fmt = (im.format or fmt_hint or "png").lower()
-            im.load()
-            im = ImageOps.exif_transpose(im) or im
-            a, n2 = _pil_to_array(im)
+            if im.format == "PNG":
+                if isinstance(src, (str, os.PathLike)):
+                    with open(src, "rb") as fh:
+                        check_png_stream(fh)
+                else:
+                    pos = src.tell()
+                    check_png_stream(src)
+                    src.seek(pos)
+            with decode_budget().hold(reserve):
+                _load_strict(im)
+                im = ImageOps.exif_transpose(im) or im
+                a, n2 = _pil_to_array(im)
+                a = check_array(a)
     except ImageError:
         raise
+    except MemoryError:
+        raise ImageError("not enough memory to decode this image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"refused a possible decompression bomb: {exc}") from None
     except Image.UnidentifiedImageError:
@@ -220,7 +240,7 @@ def _read_pil(src, fmt_hint: str) -> tuple[np.ndarray, ImageInfo]:
     except Exception as exc:
         raise ImageError(f"cannot read image: {type(exc).__name__}: {exc}") from None
     note = "; ".join(x for x in (note, n2) if x)
-    return check_array(a), ImageInfo(fmt, "last" if a.ndim == 3 else "none", note)
+    return a, ImageInfo(fmt, "last" if a.ndim == 3 else "none", note)
 
 
 def read_image(src: str | Path | bytes) -> tuple[np.ndarray, ImageInfo]:

@@ -51,8 +51,63 @@ def _ffmpeg():
     return imageio_ffmpeg
 
 
+def probe_timeout_s() -> float:
+    """Seconds a probe (header read and packet count) may take (``SR_VIDEO_PROBE_TIMEOUT_S``)."""
+    from .settings import settings
+
+    return settings().video_probe_timeout_s
+
+
+def count_frames(path: str | os.PathLike, stop_after: int) -> tuple[int, float]:
+    """Video packets of the first video stream, counted without decoding (``-c copy``) and
+    stopped after ``stop_after``: (frames, seconds). Bounded in time by :func:`probe_timeout_s`."""
+    import re
+    import subprocess
+
+    cmd = [_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0",
+           "-c", "copy", "-frames:v", str(int(stop_after)), "-f", "null", "-"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, timeout=probe_timeout_s(), check=False)
+    except subprocess.TimeoutExpired:
+        raise imio.ImageError("video takes too long to read (damaged or unusual file)") from None
+    err = r.stderr.decode("utf-8", "replace")
+    frames = re.findall(r"frame=\s*(\d+)", err)
+    times = re.findall(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)", err)
+    if r.returncode != 0 or not frames:
+        last = err.strip().splitlines()[-1][:300] if err.strip() else f"ffmpeg exit status {r.returncode}"
+        raise imio.ImageError(f"cannot read video: {last}")
+    secs = 0.0
+    if times:
+        h, m, sec = times[-1]
+        secs = int(h) * 3600 + int(m) * 60 + float(sec)
+    return int(frames[-1]), secs
+
+
+_PROBES: dict = {}  # (path, size, mtime) -> probe result: a checked upload is not probed again
+
+
 def probe(path: str | os.PathLike) -> dict:
-    """Width, height, fps, frame count (exact: counted by decoding) and duration of a video."""
+    """Cached :func:`probe_uncached` (keyed by path, size and modification time)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise imio.ImageError(f"video file not found: {path}") from None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _PROBES:
+        info = probe_uncached(path)
+        if len(_PROBES) >= 64:
+            _PROBES.pop(next(iter(_PROBES)))
+        _PROBES[key] = info
+    return dict(_PROBES[key])
+
+
+def probe_uncached(path: str | os.PathLike) -> dict:
+    """Width, height, fps, frame count and duration of a video, without decoding its frames.
+
+    The container's header gives size, fps and duration; a header announcing more than
+    :func:`max_frames` frames is refused at once. Otherwise the packets are counted without
+    decoding (stream copy), stopping at the limit plus one, so a long video is refused in well
+    under a second whatever its header says."""
     ff = _ffmpeg()
     path = str(path)
     if not Path(path).is_file():
@@ -65,12 +120,16 @@ def probe(path: str | os.PathLike) -> dict:
         raise imio.ImageError(f"cannot read video: {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]}") from None
     w, h = (int(v) for v in meta["size"])
     fps = float(meta.get("fps") or 0.0)
-    try:
-        frames, secs = ff.count_frames_and_secs(path)
-    except Exception:  # some containers: estimate from the header
-        frames, secs = int(round(fps * float(meta.get("duration") or 0.0))), float(meta.get("duration") or 0.0)
-    return {"width": w, "height": h, "fps": fps, "frames": int(frames), "duration_s": float(secs),
+    duration = float(meta.get("duration") or 0.0)
+    info = {"width": w, "height": h, "fps": fps, "frames": 0, "duration_s": duration,
             "codec": meta.get("codec")}
+    announced = int(fps * duration) if fps > 0 and duration > 0 else 0
+    if announced > max_frames() + max(10, max_frames() // 10):  # the header alone is too long
+        info["frames"] = announced
+        return info
+    frames, secs = count_frames(path, max_frames() + 1)
+    info["frames"], info["duration_s"] = frames, secs or duration
+    return info
 
 
 def check_limits(info: dict) -> None:
@@ -84,7 +143,8 @@ def check_limits(info: dict) -> None:
     if n < 1:
         raise imio.ImageError("video has no frames")
     if n > max_frames():
-        raise imio.ImageError(f"video has {n:,} frames, over the limit of {max_frames():,} "
+        count = f"more than {max_frames():,}" if n == max_frames() + 1 else f"{n:,}"
+        raise imio.ImageError(f"video has {count} frames, over the limit of {max_frames():,} "
                               f"(cut the video or set SR_VIDEO_MAX_FRAMES)")
 
 

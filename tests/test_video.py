@@ -82,3 +82,52 @@ def test_limits_and_bad_input(clip, tmp_path, monkeypatch):
     with pytest.raises(imio.ImageError, match="cannot read video"):
         video.upscale_video(bad, tmp_path / "o.mp4", "bicubic")
     assert not (tmp_path / "o.mp4").exists()
+
+
+# ------------------------------------------------------------------------------ issue 15.3: long videos
+
+def _long(path, frames: int, rate: int = 1000):
+    import subprocess
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"color=c=gray:s=16x16:r={rate}", "-frames:v", str(frames), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)], check=True, timeout=120)
+    return path
+
+
+def test_long_video_is_refused_fast_without_decoding(tmp_path, monkeypatch):
+    """A small mp4 of 20,000 16x16 frames: refused in well under a second, no frame decoded."""
+    import time
+
+    p = _long(tmp_path / "long.mp4", 20000)
+    monkeypatch.setattr(imageio_ffmpeg, "count_frames_and_secs",
+                        lambda *a, **k: pytest.fail("frames counted by decoding"))
+    t0 = time.perf_counter()
+    with pytest.raises(imio.ImageError, match="over the limit of 900"):
+        video.check_limits(video.probe_uncached(p))
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_header_lies_packets_are_counted_up_to_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("SR_VIDEO_MAX_FRAMES", "50")
+    p = _long(tmp_path / "mid.mp4", 300, rate=25)
+    calls = []
+    real = video.count_frames
+    monkeypatch.setattr(video, "count_frames", lambda path, stop: calls.append(stop) or real(path, stop))
+    info = video.probe_uncached(p)  # header: 12 s x 25 fps = 300 frames > 50 + 10: refused from the header
+    assert calls == [] and info["frames"] >= 290
+    with pytest.raises(imio.ImageError, match="frames, over the limit of 50"):
+        video.check_limits(info)
+    p2 = _long(tmp_path / "near.mp4", 55, rate=25)  # 55 frames: within the header slack, counted to 51
+    info = video.probe_uncached(p2)
+    assert calls == [51] and info["frames"] == 51
+    with pytest.raises(imio.ImageError, match="has more than 50 frames"):
+        video.check_limits(info)
+    assert video.count_frames(p2, 1000) == (55, pytest.approx(2.2, abs=0.1))
+
+
+def test_probe_is_cached(clip, monkeypatch):
+    video._PROBES.clear()
+    a = video.probe(clip)
+    monkeypatch.setattr(video, "probe_uncached", lambda p: pytest.fail("probed twice"))
+    assert video.probe(clip) == a and a["frames"] == N

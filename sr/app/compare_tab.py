@@ -15,7 +15,8 @@ from . import config as cfg
 from . import examples as examples_
 from . import models as zoo_ui
 from . import roi as roi_ui
-from .errors import user_errors
+from .disk_quota import make_room_for_app_run
+from .errors import click_xy, user_errors
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -109,6 +110,7 @@ def compare_tab() -> SimpleNamespace:
         cleared = [None] * 6
         if not file:
             return [None, "", None, None, None, *cleared, None]
+        make_room_for_app_run(_session(request))  # disk caps: evict old runs or refuse
         p = single.preview_input(file, _session(request))
         return [p["view"], p["text"], {"run_dir": p["run_dir"], "factor": p["factor"]}, None, None,
                 *cleared, None]
@@ -123,11 +125,13 @@ def compare_tab() -> SimpleNamespace:
                 request: gr.Request, progress=gr.Progress()):
         """Run the chosen models on the image and compare them (metrics in mode 'hr')."""
         workspace.sweep_old(cfg.STATE_TTL_S)
+        make_room_for_app_run(_session(request))  # disk caps: evict old runs or refuse
         roi_xy = (pending or {}).get("roi")
-        state = comparison.run_comparison(file, mode, models, roi=roi_xy, roi_size=roi_size,
-                                 tile=tile, session=_session(request),
-                                 progress=lambda f, d: progress(f, desc=d),
-                                 blend=None if blend_default in (True, None) else blend)
+        with imio.decode_limits(output_scale=cfg.SCALE if mode == cfg.MODE_LR else 1):  # refuse before decoding
+            state = comparison.run_comparison(file, mode, models, roi=roi_xy, roi_size=roi_size,
+                                              tile=tile, session=_session(request),
+                                              progress=lambda f, d: progress(f, desc=d),
+                                              blend=None if blend_default in (True, None) else blend)
         workspace.cleanup_state(old_state)
         r = roi_ui.roi_views(state, *state["roi"])
         a, b = comparison.default_slider_keys(state)
@@ -165,7 +169,8 @@ def compare_tab() -> SimpleNamespace:
     @user_errors
     def roi_click(state, pending, size, mode, evt: gr.SelectData):
         """Click on the image: centre the region there."""
-        x, y, s = roi_ui.roi_from_click(state, evt.index[0], evt.index[1], size, mode,
+        px, py = click_xy(evt)  # validated: two finite numbers, else a one-line refusal
+        x, y, s = roi_ui.roi_from_click(state, px, py, size, mode,
                                    (pending or {}).get("factor", 1.0))
         return _roi(x, y, s, state, pending)
 
@@ -183,8 +188,10 @@ def compare_tab() -> SimpleNamespace:
     @user_errors
     def upscale(file, model, tile, old, request: gr.Request, progress=gr.Progress()):
         """Upscale the image 4x with one model; returns a PNG view and the lossless file."""
-        r = single.upscale_file(file, model, tile=tile, session=_session(request),
-                           progress=lambda f, d: progress(f, desc=d))
+        make_room_for_app_run(_session(request))  # disk caps: evict old runs or refuse
+        with imio.decode_limits(output_scale=cfg.SCALE):  # 4x result: refused before decoding
+            r = single.upscale_file(file, model, tile=tile, session=_session(request),
+                                    progress=lambda f, d: progress(f, desc=d))
         workspace.cleanup_state(old)
         return r["view"], r["file"], r["message"], {"run_dir": r["run_dir"]}
 

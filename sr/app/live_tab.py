@@ -281,9 +281,20 @@ def live_tab():
             """Super-resolve every frame of a video 4x; returns the mp4, a summary and the state."""
             return video_file(path, model_id, old, progress=lambda f, desc: progress(f, desc=desc))
 
-        video_btn.click(on_video, [video_in, live_model_dd, video_state], [video_out, video_msg, video_state],
-                        api_name="upscale_video", concurrency_limit=inference_concurrency(),
-                        concurrency_id="inference")
+        @user_errors
+        def check_video(path):
+            """Probe the video's size and length (fast, no decoding) before it waits for inference."""
+            from . import video
+
+            if not path:
+                raise imio.ImageError("upload a video first (mp4, mov, avi, webm, ...)")
+            video.check_limits(video.probe(path))
+
+        # the probe runs outside the inference slot; the (cached) result is reused by upscale_video
+        video_btn.click(check_video, [video_in], None, api_name="check_video", api_visibility="undocumented",
+                        concurrency_limit=4, show_progress="hidden").success(
+            on_video, [video_in, live_model_dd, video_state], [video_out, video_msg, video_state],
+            api_name="upscale_video", concurrency_limit=inference_concurrency(), concurrency_id="inference")
 
         def refresh():
             m, n = live_model()

@@ -13,6 +13,7 @@ from ..settings import settings
 from . import config as cfg
 from . import models as zoo_ui
 from .compare_tab import compare_tab
+from .disk_quota import UploadQuota
 from .security import NoRemoteFetch
 from .zoo_tab import refresh_on_load, zoo_tab
 
@@ -55,7 +56,7 @@ def main() -> None:
     demo = build_demo()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(**cfg.server_settings(), max_file_size=cfg.max_file_size(),
-                app_kwargs={"middleware": [Middleware(NoRemoteFetch)]},  # never fetch a client's URL
+                app_kwargs={"middleware": [Middleware(NoRemoteFetch), Middleware(UploadQuota)]},  # never fetch a client's URL
                 allowed_paths=[str(cfg.EXAMPLES_DIR)], show_error=True, ssr_mode=False,
                 theme=THEME, css=CSS + MOS_CSS)
 
