@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/train_env.sh "$@"
 STEPS=${GAN_STEPS:-400}
-OUT="$ROOT/runs/ablation"
+OUT="${SR_RUNS_DIR:-$HOME/.cache/sr/runs}/ablation"
 mkdir -p "$OUT"
 run() {  # name model recipe-override
   (cd "$SNAP" && python -m sr train --data "$DATA" --out "$OUT/$1" --threads 1 --model "$2" --steps "$STEPS" \

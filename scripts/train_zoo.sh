@@ -1,45 +1,37 @@
 #!/usr/bin/env bash
 # Train the whole zoo in dependency order on the HPA train split (resumable: rerun to continue).
-# Usage: scripts/train_zoo.sh [DATA_DIR]   (logs: runs/train_zoo.<chain>.log; each run's CSV -> docs/training/<id>.csv)
-# Step counts are set for a 2-core CPU budget; raise them with e.g. PRETRAIN_STEPS=6000.
-# Learning rate: constant, then cosine decay to 1% from *_DECAY_FROM (default: half-way).
-# PARALLEL=1 runs the two independent chains (improved / baseline) side by side, one thread each:
-# on 2 cores that trains more steps per hour than one 2-thread process.
-# THREADS=1 helps when other work shares the cores (OpenMP barriers suffer from oversubscription).
+# Usage: scripts/train_zoo.sh [DATA_DIR]
+# The order comes from the registry's recipes (`python -m sr zoo --train-order`): feature networks,
+# then pixel-loss generators, then the GANs fine-tuned from them. Run state lives outside the work
+# tree (SR_RUNS_DIR, default ~/.cache/sr/runs), so a new checkout resumes where the last one stopped;
+# logs: $RUNS/train_zoo.log, per model $RUNS/<id>/log.csv (copied to docs/training/<id>.csv when a
+# run ends) and validation grids $RUNS/<id>/val_*.png. Each run exports the checkpoint its recipe's
+# criterion picks on the validation fields (never simply the last step).
+# Steps per stage: FEAT_STEPS, PRETRAIN_STEPS, GAN_STEPS, LITE_STEPS (the `live` model); cosine
+# decay to 1% from half-way (*_DECAY_FROM). ONLY="id id" trains just those. THREADS=1 helps when
+# other work shares the cores (OpenMP barriers suffer from oversubscription).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/train_env.sh "$@"
+RUNS=${SR_RUNS_DIR:-$HOME/.cache/sr/runs}
 FEAT_STEPS=${FEAT_STEPS:-1500}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-2200}
-GAN_STEPS=${GAN_STEPS:-400}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-6500}
+GAN_STEPS=${GAN_STEPS:-5000}
 LITE_STEPS=${LITE_STEPS:-6000}
-PRETRAIN_DECAY_FROM=${PRETRAIN_DECAY_FROM:-$((PRETRAIN_STEPS / 2))}
-GAN_DECAY_FROM=${GAN_DECAY_FROM:-$((GAN_STEPS / 2))}
-LITE_DECAY_FROM=${LITE_DECAY_FROM:-$((LITE_STEPS / 2))}
-PARALLEL=${PARALLEL:-0}
-if [ "$PARALLEL" = 1 ]; then THREADS=${THREADS:-1}; fi
-mkdir -p runs
-run() {  # run --model ID ...: train, then copy the run's log next to the docs
-  echo "== $(date -u +%FT%TZ) $*"
-  (cd "$SNAP" && python -m sr train --data "$DATA" --out "$ROOT/runs" ${THREADS:+--threads "$THREADS"} "$@")
-  cp "$ROOT/runs/$2/log.csv" "$ROOT/docs/training/$2.csv"
+mkdir -p "$RUNS"
+run() {  # run ID STEPS VAL_EVERY EXTRA...: train, then copy the run's log next to the docs
+  local id=$1 steps=$2 val=$3; shift 3
+  echo "== $(date -u +%FT%TZ) $id $steps steps"
+  (cd "$SNAP" && python -m sr train --model "$id" --data "$DATA" --out "$RUNS" --steps "$steps" \
+     --decay-from $((steps / 2)) --val-every "$val" ${THREADS:+--threads "$THREADS"} "$@")
+  cp "$RUNS/$id/log.csv" "$ROOT/docs/training/$id.csv"
 }
-improved() {
-  run --model srresnet-improved --steps "$PRETRAIN_STEPS" --decay-from "$PRETRAIN_DECAY_FROM"
-  run --model srgan-improved --steps "$GAN_STEPS" --decay-from "$GAN_DECAY_FROM" --val-every 100
-  run --model srgan-lite --steps "$LITE_STEPS" --decay-from "$LITE_DECAY_FROM" --val-every 500
-}
-baseline() {
-  run --model srresnet --steps "$PRETRAIN_STEPS" --decay-from "$PRETRAIN_DECAY_FROM"
-  run --model srgan --steps "$GAN_STEPS" --decay-from "$GAN_DECAY_FROM" --val-every 100
-  run --model msrgan --steps "$GAN_STEPS" --decay-from "$GAN_DECAY_FROM" --val-every 100
-}
-run --model msrgan-vgg --steps "$FEAT_STEPS" --batch 32 --val-every 250 >> runs/train_zoo.log 2>&1
-if [ "$PARALLEL" = 1 ]; then
-  improved >> runs/train_zoo.improved.log 2>&1 &
-  baseline >> runs/train_zoo.baseline.log 2>&1
-  wait
-else
-  { improved; baseline; } >> runs/train_zoo.log 2>&1
-fi
-echo "== $(date -u +%FT%TZ) all done" >> runs/train_zoo.log
+(cd "$SNAP" && python -m sr zoo --train-order) | while read -r id stage roles; do
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $id "* ]]; then continue; fi
+  case "$stage" in
+    featurenet) run "$id" "$FEAT_STEPS" 250 --batch 32 ;;
+    pretrain) if [[ "$roles" == *live* ]]; then run "$id" "$LITE_STEPS" 500; else run "$id" "$PRETRAIN_STEPS" 500 --patch 128; fi ;;
+    gan) run "$id" "$GAN_STEPS" 250 ;;
+  esac
+done >> "$RUNS/train_zoo.log" 2>&1
+echo "== $(date -u +%FT%TZ) all done" >> "$RUNS/train_zoo.log"

@@ -15,6 +15,10 @@ def _cmd_zoo(args) -> int:
     from . import zoo
 
     models = zoo.list_models()
+    if args.train_order:
+        for e in zoo.train_order():
+            print(e.id, e.recipe.get("stage", "-"), ",".join(e.roles) or "-")
+        return 0
     if args.write_test_tensors:
         from .testtensors import write
 
@@ -26,7 +30,7 @@ def _cmd_zoo(args) -> int:
         print(json.dumps(models, indent=2))
         return 0
     if args.markdown or args.readme:
-        table = zoo_markdown(models)
+        table = zoo_markdown(models, args.bench)
         if args.readme:
             _replace_between_markers(Path(args.readme), "zoo-table", table)
         print(table)
@@ -38,13 +42,14 @@ def _cmd_zoo(args) -> int:
     return 0
 
 
-def _bench_speed() -> dict:
-    """Median ms of the fast path at 128->512, 1 channel, per model, from docs/bench.json."""
-    from . import zoo
-
-    path = zoo.PACKAGE_DIR.parent / "docs" / "bench.json"
-    if not path.is_file():
+def _bench_speed(path: str | None) -> dict:
+    """Median ms of the fast path at 128->512, 1 channel, per model, from a ``sr bench --json``
+    result file (results live apart from the code: the caller names the file)."""
+    if not path:
         return {}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark results at {path}")
     out = {}
     for r in json.loads(path.read_text(encoding="utf-8")).get("rows", []):
         if r.get("input") == "128x128x1" and r.get("path") != "fp32-eager":
@@ -52,11 +57,11 @@ def _bench_speed() -> dict:
     return out
 
 
-def zoo_markdown(models: list[dict]) -> str:
-    """The zoo table: architecture, training, test quality and speed, from the registry."""
+def zoo_markdown(models: list[dict], bench: str | None = None) -> str:
+    """The zoo table: architecture, training, test quality (registry cards) and speed (``bench``)."""
     from .arch import describe
 
-    speed = _bench_speed()
+    speed = _bench_speed(bench)
     lines = ["| id | model | architecture | training steps | HPA test PSNR (dB) | HPA test SSIM | "
              "128->512 ms (fast path) | weights |", "|---|---|---|---|---|---|---|---|"]
     for m in models:
@@ -155,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--json", action="store_true", help="print the registry as JSON")
     z.add_argument("--markdown", action="store_true", help="print the zoo table (quality, speed)")
     z.add_argument("--readme", default=None, help="also write the table into this README's zoo-table markers")
+    z.add_argument("--bench", default=None, help="speed column from this `sr bench --json` file (e.g. docs/bench.json)")
+    z.add_argument("--train-order", action="store_true",
+                   help="print 'id stage role,...' of every learned model in dependency order (scripts/train_zoo.sh)")
     z.add_argument("--write-test-tensors", action="store_true",
                    help="write test_input.npy / test_output.npy next to every available model's weights")
     z.set_defaults(func=_cmd_zoo)

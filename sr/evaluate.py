@@ -365,22 +365,33 @@ def _featurenet_cli(args, models: list[str]) -> int:
 
 def paper_figure(image: str | Path, models: list[str], rois: list[tuple[int, int, int]], out: Path) -> Path:
     """The seed-style figure for one HR test image: one panel row per ROI box, every method
-    side by side (LR input, each model, HR), built with the app's own comparison figure."""
+    side by side (LR input, each model, HR), all shown with one intensity stretch."""
     from PIL import Image
 
-    from .app import comparison, roi, workspace
-    from .app.config import MODE_HR
+    from . import api
+    from .display import Stretch, nearest
+    from .figure import Panel, draw_comparison, stack_rows
 
-    state = comparison.run_comparison(str(image), MODE_HR, models)
-    try:
-        parts = [Image.open(roi.roi_views(state, x, y, s)["figure"]).convert("RGB") for x, y, s in rois]
-        fig = Image.new("RGB", (max(p.width for p in parts), sum(p.height for p in parts)), "white")
-        y0 = 0
-        for p in parts:
-            fig.paste(p, (0, y0))
-            y0 += p.height
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.save(out)
-    finally:
-        workspace.cleanup_state(state)
+    hr, _ = imio.read_image(image)
+    hr = degrade.crop_to_multiple(hr)
+    lr = degrade.degrade(hr)
+    stretch = Stretch.of(hr)
+    shown = [("LR input (4x bicubic downscale; nearest x4)", nearest(stretch.apply(lr), 4), None)]
+    for m in models:
+        mid, blend = parse_method(m)
+        t = time.perf_counter()
+        out = api.upscale(lr, mid, blend=blend)
+        dt = time.perf_counter() - t
+        s = metrics.score(hr, out)
+        shown.append((zoo.get_entry(mid).title + (f" (blend {blend:g})" if blend is not None else ""),
+                      stretch.apply(out), (s["psnr"], s["ssim"], dt)))
+    shown.append(("Reference (original HR)", stretch.apply(hr), None))
+    rows = []
+    for x, y, size in rois:
+        panels = [Panel(label, Image.fromarray(u8).convert("RGB"), np.ascontiguousarray(u8[y:y + size, x:x + size]),
+                        *(sc if sc else (None, None, None))) for label, u8, sc in shown]
+        rows.append(draw_comparison(panels, (x, y, size), hr.shape[:2],
+                                    f"{Path(image).name}: 4x super-resolution (score against the original)"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stack_rows(rows).save(out)
     return out

@@ -145,6 +145,29 @@ def get_entry(model_id: str) -> ModelEntry:
         raise ZooError(f"unknown model {model_id!r}; known models: {known}") from None
 
 
+def train_order() -> list[ModelEntry]:
+    """Learned models in dependency order: a GAN after the generator it starts from (``init``),
+    a model after the feature network of its content loss."""
+    learned = [e for e in entries() if e.learned]
+    done: list[ModelEntry] = []
+    seen: set[str] = set()
+
+    def visit(e: ModelEntry, path: tuple = ()) -> None:
+        if e.id in seen:
+            return
+        if e.id in path:
+            raise ZooError(f"registry recipes depend on each other in a cycle: {' -> '.join(path + (e.id,))}")
+        for dep in (e.recipe.get("init"), e.content_net):
+            if dep:
+                visit(get_entry(dep), path + (e.id,))
+        seen.add(e.id)
+        done.append(e)
+
+    for e in learned:
+        visit(e)
+    return done
+
+
 def with_role(role: str) -> list[str]:
     """Ids of the models with ``role`` in the registry (e.g. ``app-default``, ``live``)."""
     return [e.id for e in entries() if role in e.roles]

@@ -104,7 +104,9 @@ def test_16bit_channel_stack_downloads_are_16bit_tiff_in_the_same_layout(tiny_zo
     for f in outs:
         arr = tifffile.imread(f)
         assert arr.dtype == np.uint16 and arr.shape == (4, 32, 36)
-    assert "PSNR/SSIM use the full 16-bit data range" in st["message"]
+    assert "use the reference's own range" in st["message"]
+    assert "Per channel (PSNR / SSIM)" in st["message"] and "ch3:" in st["message"]  # per-channel metrics
+    assert all(len(r.get("channels", [])) == 4 for r in st["rows"])
     assert np.load(st["items"][0]["npy"]).shape == (32, 36, 3)  # displayed as RGB
 
 
@@ -184,7 +186,7 @@ def test_roi_views_are_nearest_neighbour_crops(tiny_zoo, hr_png):
     assert zoom.shape[:2] == (16 * k, 16 * k)
     assert np.array_equal(zoom, np.repeat(np.repeat(disp[20:36, 10:26], k, 0), k, 1))
     fig = Image.open(r["figure"])
-    assert fig.width == 3 * cfg.FIG_CELL + 4 * 10 and fig.mode == "RGB"
+    assert fig.width == 3 * __import__("sr.figure", fromlist=["x"]).FIG_CELL + 4 * 10 and fig.mode == "RGB"
     assert Image.open(r["preview"]).size == (68 * 5, 64 * 5)  # small: enlarged to click on it
     assert st["preview_scale"] == pytest.approx(0.2)
     # out-of-range requests are clamped inside the image

@@ -14,7 +14,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from sr import imio
+from sr import imio, imlimits, pngcheck
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +75,8 @@ def test_png_stream_check_counts_interlaced_images(tmp_path):
     imio.write_image(p, a16)
     assert np.array_equal(imio.read_image(p)[0], a16)
     # Adam7: raw size from the passes (Pillow cannot write interlaced PNGs; check the arithmetic)
-    assert imio._png_raw_size(1, 1, 8, 0, 1) == 2
-    assert imio._png_raw_size(8, 8, 8, 0, 1) == sum(ph * (1 + pw) for pw, ph in
+    assert pngcheck._png_raw_size(1, 1, 8, 0, 1) == 2
+    assert pngcheck._png_raw_size(8, 8, 8, 0, 1) == sum(ph * (1 + pw) for pw, ph in
                                                      ((1, 1), (1, 1), (2, 1), (2, 2), (4, 2), (4, 4), (8, 4)))
 
 
@@ -138,7 +138,7 @@ def test_app_decoded_bytes_cap(tmp_path, monkeypatch):
 
 
 def test_byte_budget_bounds_concurrent_decoding():
-    b = imio.ByteBudget(100, wait_s=0.2)
+    b = imlimits.ByteBudget(100, wait_s=0.2)
     with pytest.raises(imio.ImageError, match="decoding budget"):
         with b.hold(101):
             pass
@@ -162,8 +162,8 @@ def test_byte_budget_bounds_concurrent_decoding():
 
 
 def test_decodes_reserve_from_the_budget(monkeypatch):
-    b = imio.ByteBudget(10 * 2**20, wait_s=0.1)
-    monkeypatch.setattr(imio, "_budget", b)
+    b = imlimits.ByteBudget(10 * 2**20, wait_s=0.1)
+    monkeypatch.setattr(imlimits, "_budget", b)
     buf = io.BytesIO()
     Image.fromarray(np.zeros((1000, 1000, 3), np.uint8)).save(buf, "PNG")  # 4 MB x 3 reserved > 10 MiB
     with pytest.raises(imio.ImageError, match="decoding budget"):

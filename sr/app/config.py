@@ -33,7 +33,6 @@ NO_METRICS_WHY = ("No PSNR/SSIM in low-resolution mode: these metrics compare a 
 
 ROI_VIEW = 256   # region-of-interest crops are shown at about this size, nearest neighbour
 
-FIG_CELL = 256   # size of one panel of the comparison figure
 
 TABLE_HEADERS = ["model", "id", "PSNR (dB)", "SSIM", "time (s)", "status", "cells PSNR (dB)", "cells SSIM",
                  "HF spectrum distance (dB)"]

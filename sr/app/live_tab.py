@@ -122,7 +122,7 @@ def upscale_luma(lr: np.ndarray, model_id: str) -> np.ndarray:
     """
     from PIL import Image
 
-    from . import api
+    from .. import api
 
     h, w = lr.shape[:2]
     y, cb, cr = Image.fromarray(lr).convert("YCbCr").split()
@@ -141,7 +141,7 @@ def live_frame(frame, model_id: str | None, state: dict | None, side: int | None
     ``state`` keeps, per session, the model and the last frames' arrival and processing
     times; the status line shows their moving averages.
     """
-    from . import api
+    from .. import api
 
     if frame is None:
         return None, None, "Waiting for the webcam...", state
@@ -197,7 +197,7 @@ def video_file(path: str | None, model_id: str | None, old_state: dict | None = 
 
     ``progress(fraction, desc)`` is called per frame.
     """
-    from . import video
+    from .. import video
 
     if not path:
         raise imio.ImageError("upload a video first (mp4, mov, avi, webm, ...)")
@@ -239,7 +239,7 @@ def live_tab():
     """Build the "Live" tab in the current ``gr.Blocks`` context; returns the ``gr.Tab``."""
     import gradio as gr
 
-    from . import video
+    from .. import video
 
     model, note = live_model()
     choices = model_choices()
@@ -284,7 +284,7 @@ def live_tab():
         @user_errors
         def check_video(path):
             """Probe the video's size and length (fast, no decoding) before it waits for inference."""
-            from . import video
+            from .. import video
 
             if not path:
                 raise imio.ImageError("upload a video first (mp4, mov, avi, webm, ...)")

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..display import _box, _font, _wrap, nearest, save_png
-from .config import FIG_CELL, MODE_HR, MODE_LR, ROI_VIEW, SCALE
-from .runstate import _fmt_time, _require, caption
+from ..display import _box, nearest, save_png
+from ..figure import Panel, draw_comparison
+from .config import MODE_HR, MODE_LR, ROI_VIEW, SCALE
+from .runstate import _require, caption
 from .errors import AppError
 
 
@@ -100,40 +101,13 @@ def roi_views(state: dict | None, x, y, size) -> dict:
 
 def comparison_figure(state: dict, roi: tuple[int, int, int], crops: dict | None = None,
                       path: Path | None = None) -> Path:
-    """A figure like the seed's: per method, the whole image with the ROI box, the ROI zoomed
-    (nearest neighbour) and its name, PSNR/SSIM and time."""
+    """A figure like the seed's (:func:`sr.figure.draw_comparison`) of the run's images."""
     x, y, s = roi
-    items = state["items"]
-    cell, pad, text_h, title_h = FIG_CELL, 10, 64, 34
-    n = len(items)
-    W = n * cell + (n + 1) * pad
-    H = title_h + 2 * cell + 3 * pad + text_h
-    fig = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(fig)
-    f_title, f_text = _font(16), _font(13)
-    oh, ow = state["out_hw"]
+    panels = [Panel(it["label"], Image.open(it["view"]).convert("RGB"),
+                    crops[it["key"]] if crops else _crop(it, x, y, s),
+                    it.get("psnr"), it.get("ssim"), it.get("time_s")) for it in state["items"]]
     mode = "score against the original" if state["mode"] == MODE_HR else "upscale only, no reference"
-    draw.text((pad, 8), f"{state['name']}: 4x super-resolution ({mode}); region x={x}, y={y}, "
-              f"{s}x{s} px of {ow}x{oh}", fill="black", font=f_title)
-    for j, it in enumerate(items):
-        x0 = pad + j * (cell + pad)
-        view = Image.open(it["view"]).convert("RGB")
-        view.thumbnail((cell, cell), Image.BOX)
-        ox, oy = x0 + (cell - view.width) // 2, title_h + (cell - view.height) // 2
-        fig.paste(view, (ox, oy))
-        f = view.width / ow
-        _box(draw, ox + x * f, oy + y * f, s * f, 2)
-        c = crops[it["key"]] if crops else _crop(it, x, y, s)
-        zoom = Image.fromarray(c).convert("RGB").resize((cell, cell), Image.NEAREST)
-        fig.paste(zoom, (x0, title_h + cell + pad))
-        ty = title_h + 2 * cell + 2 * pad
-        lines = _wrap(it["label"], draw, f_text, cell)[:2]
-        if it.get("psnr") is not None:
-            lines.append(f"{it['psnr']:.2f} dB / SSIM {it['ssim']:.4f}")
-        if it.get("time_s") is not None:
-            lines.append(_fmt_time(it["time_s"]))
-        for li, line in enumerate(lines[:4]):
-            draw.text((x0, ty + li * 16), line, fill="black", font=f_text)
+    fig = draw_comparison(panels, roi, tuple(state["out_hw"]), f"{state['name']}: 4x super-resolution ({mode})")
     path = Path(path) if path else Path(state["run_dir"]) / f"{state['name']}_comparison.png"
     fig.save(path, compress_level=3)
     return path

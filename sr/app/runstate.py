@@ -3,11 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..figure import _fmt_time  # noqa: F401 (used by single)
 from .errors import AppError
-
-
-def _fmt_time(t: float | None) -> str:
-    return "" if t is None else (f"{t * 1000:.0f} ms" if t < 1 else f"{t:.2f} s")
 
 
 def caption(item: dict) -> str:
