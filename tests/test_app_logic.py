@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import REPO, blobs
 
 from sr import display
+from sr.figure import FIG_CELL
 from sr.app import comparison, errors, single, workspace
 from sr.app import config as cfg
 from sr.app import examples as examples_
@@ -186,7 +187,7 @@ def test_roi_views_are_nearest_neighbour_crops(tiny_zoo, hr_png):
     assert zoom.shape[:2] == (16 * k, 16 * k)
     assert np.array_equal(zoom, np.repeat(np.repeat(disp[20:36, 10:26], k, 0), k, 1))
     fig = Image.open(r["figure"])
-    assert fig.width == 3 * __import__("sr.figure", fromlist=["x"]).FIG_CELL + 4 * 10 and fig.mode == "RGB"
+    assert fig.width == 3 * FIG_CELL + 4 * 10 and fig.mode == "RGB"
     assert Image.open(r["preview"]).size == (68 * 5, 64 * 5)  # small: enlarged to click on it
     assert st["preview_scale"] == pytest.approx(0.2)
     # out-of-range requests are clamped inside the image

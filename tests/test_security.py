@@ -401,10 +401,11 @@ def test_mos_votes_carry_no_free_text(tmp_path_factory):
 
 def test_app_settings_limit_uploads_and_clean_temporary_files():
     """The upload limit reaches launch(); run folders and Gradio's cache are deleted over time."""
-    src = (REPO / "app.py").read_text()
-    assert re.search(r"max_file_size\s*=\s*L\.max_file_size\(\)", src)
-    assert re.search(r"delete_cache\s*=", src) and re.search(r"delete_callback\s*=\s*L\.cleanup_state", src)
-    assert "workspace.sweep_old(" in src
+    ui = (REPO / "sr" / "app" / "ui.py").read_text()
+    tab = (REPO / "sr" / "app" / "compare_tab.py").read_text()
+    assert re.search(r"max_file_size\s*=\s*cfg\.max_file_size\(\)", ui)
+    assert re.search(r"delete_cache\s*=", ui) and re.search(r"delete_callback\s*=\s*workspace\.cleanup_state", tab)
+    assert "workspace.sweep_old(" in tab
     from sr.app import errors, inputs, security, workspace
     from sr.app import config as cfg
 
