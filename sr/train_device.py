@@ -80,14 +80,14 @@ class Batches:
     device, labels numpy). Prefetched in a thread on CUDA; call :meth:`close` at the end."""
 
     def __init__(self, sampler, seed: int, rank: int, batch: int, device: str, channels_last: bool,
-                 start: int, stop: int, depth: int = 3):
+                 start: int, stop: int, depth: int = 3, prefetch: bool | None = None):
         self.sampler, self.seed, self.rank, self.batch = sampler, seed, rank, batch
         self.device = torch.device(device)
         self.channels_last = channels_last
         self.cuda = self.device.type == "cuda"
         self._q: queue.Queue | None = None
         self._stop = threading.Event()
-        if self.cuda and start < stop:
+        if (self.cuda if prefetch is None else prefetch) and start < stop:
             self._q = queue.Queue(maxsize=depth)
             self._thread = threading.Thread(target=self._fill, args=(start, stop), daemon=True,
                                             name="sr-batches")
@@ -100,7 +100,10 @@ class Batches:
         for step in range(start, stop):
             try:
                 lr_np, hr_np, y_np = self._sample(step)
-                item = (step, torch.from_numpy(lr_np).pin_memory(), torch.from_numpy(hr_np).pin_memory(), y_np)
+                lr_t, hr_t = torch.from_numpy(lr_np), torch.from_numpy(hr_np)
+                if self.cuda:  # page-locked: the copy to the GPU runs asynchronously
+                    lr_t, hr_t = lr_t.pin_memory(), hr_t.pin_memory()
+                item = (step, lr_t, hr_t, y_np)
             except Exception as exc:  # noqa: BLE001 - handed to the training loop
                 item = (step, exc, None, None)
             while not self._stop.is_set():
