@@ -7,6 +7,8 @@ import os
 
 # torch's OpenMP threads must not spin-wait on a shared 2-core Space (set before torch loads)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if os.environ.get("SPACES_ZERO_GPU"):  # ZeroGPU: spaces must be imported before torch touches CUDA
+    import spaces  # noqa: F401
 
 from sr.app.ui import build_demo, main  # noqa: E402
 

@@ -31,18 +31,22 @@ def resolve_blend(model_id: str, blend: float | None) -> float | None:
     return _blend.quantize(blend)
 
 
-def fast_model(model_id: str, precision: str | None = None, blend: float | None = None) -> torch.nn.Module:
+def fast_model(model_id: str, precision: str | None = None, blend: float | None = None,
+               device: str | None = None) -> torch.nn.Module:
     """Shared, read-only fast-path copy of a zoo generator (BN folded, channels_last), blended
-    with its pixel-loss parent when ``blend`` (or the model's default) is below 1.
+    with its pixel-loss parent when ``blend`` (or the model's default) is below 1, on
+    ``device`` (default ``SR_DEVICE``: CUDA when available; see :mod:`sr.device`).
 
     Blends other than 0, 1 and the model's default run on the torch backend: building one
     takes milliseconds, where an OpenVINO conversion takes seconds."""
     from . import blend as _blend
+    from .device import resolve_device
     from .runtime import optimize_for_inference, resolve_precision
 
-    precision = resolve_precision(precision)
+    device = resolve_device(device)
+    precision = resolve_precision(precision, device)
     a = resolve_blend(model_id, blend)
-    key = (model_id, precision, a)
+    key = (model_id, precision, a, device)
     with _fast_lock:
         if key in _fast:
             _fast.move_to_end(key)
@@ -52,7 +56,7 @@ def fast_model(model_id: str, precision: str | None = None, blend: float | None 
     else:
         source = _blend.blended(model_id, a)
         backend = None if a in (0.0, _blend.default_blend(model_id)) else "torch"
-    fast = optimize_for_inference(source, precision, backend=backend)
+    fast = optimize_for_inference(source, precision, backend=backend, device=device)
     with _fast_lock:
         _fast[key] = fast
         while len(_fast) > FAST_CACHE_SIZE:
@@ -69,6 +73,7 @@ def upscale(
     normalize: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     blend: float | None = None,
+    device: str | None = None,
 ) -> np.ndarray:
     """Super-resolve ``image`` 4x: same dtype and layout out as in.
 
@@ -77,6 +82,8 @@ def upscale(
     every channel independently (as one batch) and the channels are recombined.
     ``blend``: for GANs, the fidelity-detail blend with their pixel-loss parent (0 = parent,
     1 = GAN; default: the model's validated default, see :mod:`sr.blend`).
+    ``device``: ``auto``, ``cpu`` or ``cuda`` (default ``SR_DEVICE``; see :mod:`sr.device`);
+    the result is the same numpy array either way. A module runs where its weights are.
     """
     a = imio.check_array(image)
     if isinstance(model, str):
@@ -92,11 +99,17 @@ def upscale(
             return out
         if entry.kind != "generator":
             raise zoo.ZooError(f"model {model!r} is a {entry.kind}, not a super-resolution model")
-        net = fast_model(model, precision, blend)
+        net = fast_model(model, precision, blend, device)
         precision = net.fast_precision
     else:
         if blend is not None:
             raise ValueError("blend needs a zoo id, not a module (use sr.blend.interpolate for modules)")
+        if device is not None:
+            from .device import module_device, resolve_device
+
+            want, have = torch.device(resolve_device(device)), module_device(model)
+            if want.type != have.type or (want.index is not None and want != have):
+                raise ValueError(f"the module is on {have}, not {want}: move it (.to) or pass a zoo id")
         net = model
     cfg = getattr(net, "config", {})
     in_c = cfg.get("in_channels", 1)

@@ -122,7 +122,9 @@ def bench_model(entry: zoo.ModelEntry, sizes, channels, repeats: int, bf16_ceili
                              "output": f"{4 * s}x{4 * s}", "path": "pillow", **r})
         return rows
     plain, weights = _model_for(entry)
-    precision = resolve_precision("auto")
+    from .device import resolve_device
+
+    precision = resolve_precision("auto", resolve_device())
     fast = optimize_for_inference(plain, precision)
     for s in sizes:
         gflop = forward_gflop(plain, s, s)
@@ -242,8 +244,10 @@ def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> 
 def machine() -> dict:
     from .runtime import cpu_has_bf16, resolve_backend
     from .runtime import hardware
+    from .device import resolve_device
 
-    return {"hardware": hardware(), "platform": platform.platform(), "python": platform.python_version(),
+    dev = resolve_device()
+    return {"hardware": hardware(dev), "device": dev, "platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "cpu_bf16": cpu_has_bf16(), "threads": torch.get_num_threads(),
             "cpus": os.cpu_count(), "load_avg_1min": _load(),
             "backend": resolve_backend(), "compile": settings().compile}

@@ -3,6 +3,10 @@
 Model and optimizer tensors go to ``state.safetensors`` under flat keys; everything else
 (step, param groups, wall time, ...) goes to ``state.json``. Both are written to temporary
 files and renamed, so a crash never leaves a half-written checkpoint.
+
+Portable between devices: tensors are written from the CPU, and :func:`load` copies them into
+the modules wherever they live (a run saved on a GPU resumes on a CPU and vice versa); the
+optimizer state follows its parameters' device.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, m
     for pid, st in sd["state"].items():
         for name, value in st.items():
             if torch.is_tensor(value):
-                tensors[f"{prefix}.{pid}.{name}"] = value.detach().contiguous().clone()
+                tensors[f"{prefix}.{pid}.{name}"] = value.detach().cpu().contiguous().clone()
             else:
                 meta[prefix]["scalars"][f"{pid}.{name}"] = value
 
@@ -45,7 +49,7 @@ def save(folder: str | Path, modules: dict, optimizers: dict, info: dict) -> Non
     for name, module in modules.items():
         module = getattr(module, "module", module)  # unwrap DDP
         for k, v in module.state_dict().items():
-            tensors[f"{name}::{k}"] = v.detach().contiguous().clone()
+            tensors[f"{name}::{k}"] = v.detach().cpu().contiguous().clone()
     for name, opt in optimizers.items():
         opt_tensors: dict = {}
         _flatten_optimizer(name, opt, opt_tensors, meta["optimizers"])

@@ -99,7 +99,7 @@ def _cmd_upscale(args) -> int:
         try:
             image, info = imio.read_image(src)
             result = api.upscale(image, args.model, tile=args.tile, overlap=args.overlap, blend=args.blend,
-                                 precision=args.precision, normalize=args.normalize)
+                                 precision=args.precision, normalize=args.normalize, device=args.device)
             dest = out_dir / f"{Path(src).stem}_x4_{args.model}{imio.output_suffix(info, result)}"
             imio.write_image(dest, result, info)
             print(f"{src} -> {dest} ({result.shape[1]}x{result.shape[0]}, {result.dtype})")
@@ -120,7 +120,7 @@ def _cmd_train(args) -> int:
                       log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every,
                       threads=args.threads, init=args.init, decay_from=args.decay_from,
                       max_minutes=args.max_minutes, recipe=args.recipe,
-                      export=not args.no_export)
+                      export=not args.no_export, device=args.device)
     print(json.dumps(train(targs)))
     return 0
 
@@ -152,6 +152,9 @@ def _lazy(module: str, func: str):
     return run
 
 
+DEVICE_HELP = "auto (CUDA when available), cpu, cuda or cuda:N (default: SR_DEVICE, else auto)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sr", description="4x super-resolution for fluorescence microscopy")
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", default="sr_out")
     u.add_argument("--tile", type=int, default=192, help="tile size in LR pixels (0: whole image)")
     u.add_argument("--overlap", type=int, default=None, help="tile margin (default: receptive field)")
-    u.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    u.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default=None,
+                   help="fp16: CUDA only")
+    u.add_argument("--device", default=None, help=DEVICE_HELP)
     u.add_argument("--normalize", choices=["auto", "dtype", "percentile"], default="auto")
     u.add_argument("--blend", type=float, default=None,
                    help="GANs: fidelity-detail blend with the pixel-loss parent, 0..1 (default: the model's validated default)")
@@ -187,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=16)
     t.add_argument("--patch", type=int, default=96)
     t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    t.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default="auto",
+                   help="auto: bf16 where the CPU/GPU has it; fp16 (CUDA only) trains with a GradScaler")
+    t.add_argument("--device", default=None, help=DEVICE_HELP + "; under torchrun on CUDA: one GPU per rank (NCCL)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--log-every", type=int, default=10)
     t.add_argument("--val-every", type=int, default=200)
@@ -218,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="docs", help="folder for the markdown and CSV tables")
     e.add_argument("--name", default=None, help="name of the table files")
     e.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    e.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    e.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default=None)
+    e.add_argument("--device", default=None, help=DEVICE_HELP)
     e.add_argument("--segmentation", action="store_true", help="also nuclei Dice/count on blue images")
     e.add_argument("--baseline", default="bicubic", help="paired differences against this method (default bicubic)")
     e.add_argument("--ssim", choices=["uniform", "gaussian"], default="uniform",
@@ -234,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=7)
     b.add_argument("--quick", action="store_true")
     b.add_argument("--out", default=None, help="write the markdown table here")
+    b.add_argument("--device", default=None, help=DEVICE_HELP)
     b.set_defaults(func=_lazy("bench", "cli"))
 
     pub = sub.add_parser("publish", help="push weights/<id> to the Hugging Face Hub")
@@ -259,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     from .zoo import ZooError
 
     try:
+        if hasattr(args, "device"):  # refuse a missing GPU in one line, before any work
+            from .device import resolve_device, set_default
+
+            set_default(args.device)
+            resolve_device()
         return int(args.func(args) or 0)
     except (ImageError, ZooError, FileNotFoundError, ValueError) as exc:
         print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)

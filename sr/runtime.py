@@ -3,8 +3,10 @@
 * ``bf16``: bfloat16 weights and activations in channels_last layout. Used by default on CPUs
   with native bf16 (AVX512-BF16 / AMX), where oneDNN runs these convnets several times faster.
 * ``fp32``: plain float32 everywhere else. fp16 is never used on CPU.
+* On CUDA (``SR_DEVICE``, :mod:`sr.device`): ``auto`` is bf16 (fp16 on GPUs without bf16);
+  ``fp16`` is allowed there only.
 
-``SR_PRECISION=fp32|bf16|auto`` overrides the default.
+``SR_PRECISION=fp32|bf16|fp16|auto`` overrides the default.
 
 :func:`optimize_for_inference` turns a zoo generator into a :class:`FastGenerator` computing
 the same function (exactly, up to float rounding) faster:
@@ -40,7 +42,7 @@ from .settings import settings
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 BACKENDS = ("torch", "openvino", "auto")
 
 
@@ -54,26 +56,42 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str | None = None, device: str = "cpu") -> str:
+def _cuda_bf16() -> bool:
+    try:
+        return bool(torch.cuda.is_bf16_supported())
+    except Exception:  # noqa: BLE001 - e.g. no driver in this process (ZeroGPU main process)
+        return True
+
+
+def resolve_precision(precision: str | None = None, device: str | torch.device = "cpu") -> str:
+    """``bf16``, ``fp16`` or ``fp32`` for ``precision`` (default ``SR_PRECISION``) on ``device``."""
     precision = precision or settings().precision
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    cuda = torch.device(device).type == "cuda"
     if precision == "auto":
-        if device == "cuda":
-            return "bf16"
+        if cuda:
+            return "bf16" if _cuda_bf16() else "fp16"
         return "bf16" if cpu_has_bf16() else "fp32"
+    if precision == "fp16" and not cuda:
+        raise ValueError("fp16 runs on CUDA only (on CPU use bf16 or fp32)")
     return precision
 
 
-def autocast(precision: str, device: str = "cpu"):
-    """Autocast context for ``precision`` (resolved), or a no-op for fp32."""
+def autocast(precision: str, device: str | torch.device = "cpu"):
+    """Autocast context for ``precision`` (resolved) on ``device``, or a no-op for fp32."""
+    kind = torch.device(device).type
     if precision == "bf16":
-        return torch.autocast(device_type=device, dtype=torch.bfloat16)
+        return torch.autocast(device_type=kind, dtype=torch.bfloat16)
+    if precision == "fp16":
+        if kind != "cuda":
+            raise ValueError("fp16 runs on CUDA only (on CPU use bf16 or fp32)")
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
     return contextlib.nullcontext()
 
 
 def dtype_of(precision: str) -> torch.dtype:
-    return torch.bfloat16 if precision == "bf16" else torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
 
 
 def configure_threads() -> int:
@@ -88,8 +106,9 @@ def configure_threads() -> int:
     return torch.get_num_threads()
 
 
-def hardware() -> str:
-    """CPU model, torch threads and version (recorded in model cards and benchmarks)."""
+def hardware(device: str | None = None) -> str:
+    """CPU model, torch threads and version (recorded in model cards and benchmarks); the GPU
+    first when ``device`` is a CUDA device."""
     import platform
 
     name = platform.processor() or platform.machine()
@@ -101,7 +120,13 @@ def hardware() -> str:
                     break
     except OSError:
         pass
-    return f"{name}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    cpu = f"{name}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    if device:
+        from .device import describe
+
+        gpu = describe(device)
+        return f"{gpu}; host {cpu}" if gpu else cpu
+    return cpu
 
 
 
@@ -213,7 +238,7 @@ class FastGenerator(nn.Module):
 
     self_casting = True
 
-    def __init__(self, gen: nn.Module, precision: str):
+    def __init__(self, gen: nn.Module, precision: str, device: str | torch.device = "cpu"):
         super().__init__()
         from .arch import fold_batchnorm
 
@@ -226,7 +251,8 @@ class FastGenerator(nn.Module):
             new.append(SubpixelStage(conv, _per_phase(st.act), shuffle=not last))
         self.core = _Core(g.head, g.body, g.body_tail, nn.Sequential(*new), PhaseTail(conv_on_shuffled(g.tail)))
         self.dtype = dtype_of(precision)
-        self.core.to(dtype=self.dtype, memory_format=torch.channels_last)
+        self.device = torch.device(device)
+        self.core.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self.core.eval().requires_grad_(False)
         self._radius = gen.receptive_radius() if hasattr(gen, "receptive_radius") else 32
         self.config = dict(getattr(gen, "config", {}))
@@ -238,7 +264,7 @@ class FastGenerator(nn.Module):
         return self._radius
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(dtype=self.dtype, memory_format=self.memory_format)
+        x = x.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)
         return self.core(x).float()
 
 
@@ -263,26 +289,34 @@ def resolve_backend(backend: str | None = None) -> str:
 
 
 def optimize_for_inference(model: torch.nn.Module, precision: str = "auto",
-                           backend: str | None = None) -> torch.nn.Module:
-    """A fast inference copy of ``model`` (the original is left untouched).
+                           backend: str | None = None, device: str | None = None) -> torch.nn.Module:
+    """A fast inference copy of ``model`` (the original is left untouched) on ``device``
+    (default ``SR_DEVICE``; see :mod:`sr.device`).
 
     Generators become a :class:`FastGenerator`; any other module gets BN folding (and
-    channels_last when bf16) and is run under autocast by :func:`sr.tiling.run_tiled`.
+    channels_last when bf16/fp16) and is run under autocast by :func:`sr.tiling.run_tiled`.
+    OpenVINO is a CPU backend: on CUDA the torch core runs.
     The result has ``.fast_precision``, ``.config`` and ``.zoo_entry`` (when ``model`` has them).
     """
     from .arch import fold_batchnorm
+    from .device import resolve_device
 
-    precision = resolve_precision(precision)
+    device = resolve_device(device)
+    cuda = torch.device(device).type == "cuda"
+    precision = resolve_precision(precision, device)
     configure_threads()
     if _is_generator(model):
-        fast = FastGenerator(model, precision)
-        if resolve_backend(backend) == "openvino":
+        fast = FastGenerator(model, precision, device)
+        chosen = resolve_backend(backend)
+        if chosen == "openvino" and not cuda:
             fast = _openvino_core(fast) or fast
         elif settings().compile:
             fast.core = torch.compile(fast.core, dynamic=False)
+        if chosen == "openvino" and cuda and (backend or settings().backend) == "openvino":
+            log.warning("SR_BACKEND=openvino is CPU-only; on %s the torch core runs", device)
     else:
-        fast = fold_batchnorm(copy.deepcopy(model).eval())
-        if precision == "bf16":
+        fast = fold_batchnorm(copy.deepcopy(model).eval()).to(device)
+        if precision in ("bf16", "fp16"):
             fast = fast.to(memory_format=torch.channels_last)
         fast.fast_precision = precision
     for attr in ("config", "zoo_entry"):
@@ -335,6 +369,7 @@ def _openvino_core(fast: FastGenerator) -> FastGenerator | None:
         return None
     fast.core = _OpenVINOCore(fast.core, fast.fast_precision, fast.config.get("in_channels", 1))
     fast.dtype = torch.float32
+    fast.device = torch.device("cpu")
     fast.memory_format = torch.contiguous_format
     fast.backend = "openvino"
     return fast

@@ -4,7 +4,8 @@ One entry point for every zoo model; the recipe comes from the model's registry 
 
     python -m sr train --model srresnet --data DIR --steps 3000
     python -m sr train --model srgan --data DIR --steps 1000        # starts from srresnet
-    torchrun --nproc-per-node 2 -m sr train ...                     # gloo on CPU
+    torchrun --nproc-per-node 2 -m sr train ...                     # gloo on CPU, NCCL on CUDA
+    python -m sr train ... --device cuda                            # bf16 autocast on the GPU
 
 Runs are resumable (``runs/<model>/state.*``, safetensors + JSON), log a CSV of losses and
 validation PSNR/SSIM (``log.csv``), save validation image grids, and stop cleanly after
@@ -30,7 +31,7 @@ from .runtime import hardware
 from .train_parts import (FINAL_LR_FRACTION, LOG_FIELDS, _data_label, _ddp, _dist_setup, _last_validation,  # noqa: F401
                           _truncate_log, _unwrap, ema_update, freeze_batchnorm, lr_at, params_digest)
 from .settings import settings
-from . import checkpoint, data, runtime, zoo
+from . import checkpoint, data, runtime, train_device, zoo
 from .arch import Discriminator, FeatureNet, Generator
 from .losses import ContentLoss, adversarial_d, adversarial_g, d_probabilities, pixel_loss
 from .validation import (_SELECTION_TEXT, _load_best, _read_best, _write_best, save_grid, selection_score,
@@ -68,6 +69,7 @@ class TrainArgs:
     export: bool = True
     val_fraction: float = 0.1
     recipe: dict | None = None  # overrides of the registry recipe, for experiments (no export)
+    device: str | None = None  # auto | cpu | cuda (default SR_DEVICE); see sr.train_device
 
 
 def merge_recipe(base: dict, override: dict | None) -> dict:
@@ -124,6 +126,8 @@ class Run:
     best: dict | None = None
     val_batch: tuple | None = None
     info: dict = field(default_factory=lambda: {"step": 0, "wall_s": 0.0})
+    device: str = "cpu"
+    scaler: object = None  # GradScaler, fp16 on CUDA only
 
     @property
     def pix_kind(self) -> str:
@@ -146,7 +150,8 @@ def setup(args: TrainArgs) -> Run:
     """Data, networks, optimizers and the resumed state of a run."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    rank, world = _dist_setup()
+    device = train_device.run_device(args.device)
+    rank, world = _dist_setup(device)
     entry = zoo.get_entry(args.model)
     if not entry.learned:
         raise SystemExit(f"{args.model} is a non-learned baseline; nothing to train")
@@ -166,9 +171,10 @@ def setup(args: TrainArgs) -> Run:
     if not val_planes:  # tiny data sets: validate on a few training images
         val_planes = train_planes[: max(1, args.val_images or 8)]
     val_planes = val_planes[: args.val_images] if args.val_images else val_planes
-    run = Run(args, entry, recipe, stage, runtime.resolve_precision(args.precision), args.lr or DEFAULT_LR[stage],
+    precision = runtime.resolve_precision(args.precision, device)
+    run = Run(args, entry, recipe, stage, precision, args.lr or DEFAULT_LR[stage],
               run_dir, rank, world, data.PatchSampler(train_planes, patch=args.patch), val_planes,
-              len(train_s), len(val_s))
+              len(train_s), len(val_s), device=device, scaler=train_device.make_scaler(precision, device))
     _build_networks(run)
     if checkpoint.exists(run_dir):
         run.info = checkpoint.load(run_dir, run.modules, run.optimizers)
@@ -182,7 +188,7 @@ def setup(args: TrainArgs) -> Run:
     run.best = _read_best(run_dir)
     for m in run.modules.values():
         m.train()
-        if run.precision == "bf16":
+        if run.precision in ("bf16", "fp16"):
             m.to(memory_format=torch.channels_last)
     if run.frozen_bn:
         freeze_batchnorm(_unwrap(run.modules["g"]))
@@ -194,71 +200,64 @@ def _build_networks(run: Run) -> None:
     torch.manual_seed(args.seed)  # same initial weights for the same seed (and on every rank)
     adam = dict(lr=run.lr, betas=(0.9, 0.999))
     if run.stage == "featurenet":
-        net = FeatureNet(**entry.arch)
-        run.modules["net"] = _ddp(net, world)
+        net = FeatureNet(**entry.arch).to(run.device)
+        run.modules["net"] = _ddp(net, world, run.device)
         run.optimizers["net"] = torch.optim.Adam(net.parameters(), **adam)
         run.val_batch = data.PatchSampler(run.val_planes, patch=args.patch).sample(np.random.default_rng(1234), 256)
         return
     fresh = not checkpoint.exists(run.run_dir)
     g = _init_generator(entry, args.init or recipe.get("init")) if fresh else Generator(**entry.arch)
-    run.modules["g"] = _ddp(g, world)
+    g = g.to(run.device)  # before the optimizer; a checkpoint is then copied in wherever g lives
+    run.modules["g"] = _ddp(g, world, run.device)
     run.optimizers["g"] = torch.optim.Adam(g.parameters(), **adam)
     if run.stage == "gan":
         dcfg = {**recipe["discriminator"], "patch_size": args.patch}
-        d = Discriminator(in_channels=entry.arch["out_channels"], **dcfg)
-        run.modules["d"] = _ddp(d, world)
+        d = Discriminator(in_channels=entry.arch["out_channels"], **dcfg).to(run.device)
+        run.modules["d"] = _ddp(d, world, run.device)
         run.optimizers["d"] = torch.optim.Adam(d.parameters(), **adam)
         spec = recipe.get("content", "mse")
         fnet = zoo.load(spec.split(":", 1)[1]) if spec.startswith("featurenet:") else None
-        run.content = ContentLoss(spec, fnet)
+        run.content = ContentLoss(spec, fnet).to(run.device)
 
 
 # ----------------------------------------------------------------------------- one step per stage
 
 def step_featurenet(run: Run, lr_t, hr_t, y_np) -> dict:
-    with runtime.autocast(run.precision):
+    with runtime.autocast(run.precision, run.device):
         logits = run.modules["net"](hr_t)
-    loss = F.cross_entropy(logits.float(), torch.from_numpy(y_np))
-    run.optimizers["net"].zero_grad(set_to_none=True)
-    loss.backward()
-    run.optimizers["net"].step()
-    return {"loss": loss.item(), "acc": float((logits.argmax(1).numpy() == y_np).mean())}
+    loss = F.cross_entropy(logits.float(), torch.from_numpy(y_np).to(logits.device))
+    train_device.update(run, loss, "net")
+    return {"loss": loss.item(), "acc": float((logits.argmax(1).cpu().numpy() == y_np).mean())}
 
 
 def step_pretrain(run: Run, lr_t, hr_t, y_np) -> dict:
-    with runtime.autocast(run.precision):
+    with runtime.autocast(run.precision, run.device):
         sr_t = run.modules["g"](lr_t)
     loss = pixel_loss(run.pix_kind, sr_t, hr_t)
-    run.optimizers["g"].zero_grad(set_to_none=True)
-    loss.backward()
-    run.optimizers["g"].step()
+    train_device.update(run, loss, "g")
     return {"loss": loss.item(), "loss_pix": loss.item()}
 
 
 def step_gan(run: Run, lr_t, hr_t, y_np) -> dict:
     """One discriminator update, then one generator update (pixel + content + adversarial)."""
     r, g, d, kind = run.recipe, run.modules["g"], run.modules["d"], run.gan_kind
-    with runtime.autocast(run.precision):
+    with runtime.autocast(run.precision, run.device):
         sr_t = g(lr_t)
         d_real = d(hr_t)
         d_fake = d(sr_t.detach())
     loss_d = adversarial_d(d_real, d_fake, kind)
-    run.optimizers["d"].zero_grad(set_to_none=True)
-    loss_d.backward()
-    run.optimizers["d"].step()
+    train_device.update(run, loss_d, "d")
     d_plain = _unwrap(d)
     d_plain.requires_grad_(False)
-    with runtime.autocast(run.precision):
+    with runtime.autocast(run.precision, run.device):
         g_fake = d_plain(sr_t)
-        loss_c = run.content(sr_t, hr_t) if r.get("content_weight", 0) > 0 else torch.zeros(())
+        loss_c = run.content(sr_t, hr_t) if r.get("content_weight", 0) > 0 else torch.zeros((), device=sr_t.device)
     d_plain.requires_grad_(True)
     loss_pix = pixel_loss(run.pix_kind, sr_t, hr_t)
     loss_adv = adversarial_g(g_fake, d_real, kind)
     adv_term = r["adv_weight"] * loss_adv
     loss = r["pixel_weight"] * loss_pix + r.get("content_weight", 0) * loss_c + adv_term
-    run.optimizers["g"].zero_grad(set_to_none=True)
-    loss.backward()
-    run.optimizers["g"].step()
+    train_device.update(run, loss, "g")
     p_real, p_fake = d_probabilities(d_real, d_fake, kind)
     return {"loss": loss.item(), "loss_pix": loss_pix.item(), "loss_content": float(loss_c),
             "loss_adv": loss_adv.item(), "loss_d": loss_d.item(), "d_real": p_real, "d_fake": p_fake,
@@ -303,24 +302,23 @@ def train(args: TrainArgs) -> dict:
     if start_step >= args.steps and rank == 0:
         print(f"{args.model}: run already at step {start_step} >= {args.steps}; nothing to train", flush=True)
     hw = run.info.get("hardware", [])
-    if start_step < args.steps and hardware() not in hw:
-        hw = hw + [hardware()]
+    if start_step < args.steps and hardware(run.device) not in hw:
+        hw = hw + [hardware(run.device)]
     t_session, wall0 = time.time(), run.info["wall_s"]
     acc: dict = {}
     bar = tqdm(total=args.steps, initial=start_step, disable=rank != 0, mininterval=20,
                desc=f"train {args.model}", dynamic_ncols=True)
     step, stopped_early, step_fn = start_step, False, STEPS[run.stage]
+    batches = train_device.Batches(run.sampler, args.seed, rank, args.batch, run.device,
+                                   run.precision in ("bf16", "fp16"), start_step, args.steps)
     while step < args.steps:
         lr_now = lr_at(step, run.lr, args.steps, args.decay_from)
         for opt in run.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = lr_now
-        lr_np, hr_np, y_np = run.sampler.sample(np.random.default_rng([args.seed, step, rank]), args.batch)
-        lr_t, hr_t = torch.from_numpy(lr_np), torch.from_numpy(hr_np)
-        if run.precision == "bf16":
-            lr_t = lr_t.contiguous(memory_format=torch.channels_last)
-            hr_t = hr_t.contiguous(memory_format=torch.channels_last)
+        lr_t, hr_t, y_np = batches.get(step)  # sampled from (seed, step, rank); prefetched on CUDA
         logs = step_fn(run, lr_t, hr_t, y_np)
+        train_device.end_step(run)
         if run.ema is not None:
             ema_update(run.ema, _unwrap(run.modules["g"]), run.recipe["ema"])
         if not all(math.isfinite(v) for v in logs.values()):
@@ -346,11 +344,12 @@ def train(args: TrainArgs) -> dict:
         if rank == 0 and (step % args.ckpt_every == 0 or step == args.steps or out_of_time):
             checkpoint.save(run.run_dir, run.modules, run.optimizers,
                             {"step": step, "wall_s": wall, "args": asdict(args), "precision": run.precision,
-                             "world": run.world, "hardware": hw})
+                             "world": run.world, "hardware": hw, "device": run.device})
         if out_of_time:
             stopped_early = step < args.steps
             break
     bar.close()
+    batches.close()
     if log_f:
         log_f.close()
     result = {"model": args.model, "step": step, "wall_s": wall0 + time.time() - t_session,
@@ -369,7 +368,7 @@ def export_run(run: Run, step: int, wall_s: float, hw: list, log_path: Path) -> 
 
     args, recipe = run.args, run.recipe
     net = _unwrap(run.modules["net"] if run.stage == "featurenet" else run.modules["g"])
-    net = net.to(memory_format=torch.contiguous_format)
+    net = copy.deepcopy(net).to("cpu", memory_format=torch.contiguous_format)  # CPU weights wherever it ran
     last, chosen = _last_validation(log_path), {}
     if run.stage != "featurenet" and run.best is not None:
         net = _load_best(run.run_dir, run.entry)
@@ -388,7 +387,7 @@ def export_run(run: Run, step: int, wall_s: float, hw: list, log_path: Path) -> 
         "lr_schedule": (f"constant, then cosine to {FINAL_LR_FRACTION:g}x from step {args.decay_from}"
                         if args.decay_from is not None else "constant"),
         "precision": run.precision, "processes": run.world,
-        "wall_time_h": round(wall_s / 3600, 2), "hardware": "; ".join(hw) or hardware(),
+        "wall_time_h": round(wall_s / 3600, 2), "hardware": "; ".join(hw) or hardware(run.device),
         "seed": args.seed, **last, **chosen,
         "recipe": {k: v for k, v in recipe.items() if k != "stage"},
         **({"generator_bn": "frozen during GAN fine-tuning (running statistics of the pretrained "

@@ -24,16 +24,20 @@ def lr_at(step: int, base: float, total: int, decay_from: int | None) -> float:
     return base * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def _dist_setup() -> tuple[int, int]:
+def _dist_setup(device: str = "cpu") -> tuple[int, int]:
+    """(rank, world) under torchrun: NCCL when the run is on CUDA, gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("gloo")
+        torch.distributed.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
     rank = torch.distributed.get_rank() if world > 1 else 0
     return rank, world
 
 
-def _ddp(module: torch.nn.Module, world: int):
+def _ddp(module: torch.nn.Module, world: int, device: str = "cpu"):
     if world > 1:
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            return torch.nn.parallel.DistributedDataParallel(module, device_ids=[dev.index or 0])
         return torch.nn.parallel.DistributedDataParallel(module)
     return module
 
@@ -109,5 +113,5 @@ def params_digest(module: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for k, v in sorted(_unwrap(module).named_parameters()):
         h.update(k.encode())
-        h.update(v.detach().float().contiguous().numpy().tobytes())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()

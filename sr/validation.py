@@ -73,11 +73,12 @@ def validate_generator(g: torch.nn.Module, planes: list[data.Plane], precision: 
     plus the high-frequency log-spectral distance to the reference (:mod:`sr.spectral`)."""
     modes = [(m, m.training) for m in g.modules()]  # per layer: frozen BatchNorm stays frozen
     g.eval()
+    dev = next(g.parameters()).device
     ps, ss, dps, dss, lsd, outs = [], [], [], [], [], []
     for p in planes:
         lr, hr = _val_lr(p, crop)
-        with runtime.autocast(precision):
-            y = g(torch.from_numpy(np.ascontiguousarray(lr))[None, None]).float()[0, 0].numpy()
+        with runtime.autocast(precision, dev):
+            y = g(torch.from_numpy(np.ascontiguousarray(lr))[None, None].to(dev)).float()[0, 0].cpu().numpy()
         out = _to_dtype(y, hr)
         b_psnr, b_ssim, _ = _bicubic_scores(p, crop)
         ps.append(metrics.psnr(hr, out))
@@ -122,8 +123,8 @@ def validate_featurenet(net: torch.nn.Module, batch) -> dict:
     was_training = net.training
     net.eval()
     _, hr, y = batch
-    logits = net(torch.from_numpy(hr))
-    acc = float((logits.argmax(1).numpy() == y).mean())
+    logits = net(torch.from_numpy(hr).to(next(net.parameters()).device))
+    acc = float((logits.argmax(1).cpu().numpy() == y).mean())
     net.train(was_training)
     return {"val_acc": acc}
 
@@ -144,7 +145,7 @@ def _read_best(run_dir: Path) -> dict | None:
 def _write_best(run_dir: Path, net: torch.nn.Module, best: dict) -> None:
     from safetensors.torch import save_file
 
-    sd = {k: v.detach().contiguous().clone() for k, v in _unwrap(net).state_dict().items()}
+    sd = {k: v.detach().cpu().contiguous().clone() for k, v in _unwrap(net).state_dict().items()}
     save_file(sd, str(run_dir / (BEST_WEIGHTS + ".tmp")))
     (run_dir / "best.json.tmp").write_text(json.dumps(best, indent=1), encoding="utf-8")
     os.replace(run_dir / (BEST_WEIGHTS + ".tmp"), run_dir / BEST_WEIGHTS)

@@ -91,3 +91,13 @@ def wait_until_serving(proc, log_path, timeout: float, stop) -> float:
         time.sleep(0.25)
     stop()
     raise RuntimeError(f"app.py did not start in {timeout} s:\n{log_path.read_text()[-3000:]}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` need a GPU: skipped where ``torch.cuda.is_available()`` is False."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run scripts/gpu_check.sh on a GPU machine)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

@@ -17,6 +17,7 @@ from . import models as zoo_ui
 from . import roi as roi_ui
 from .disk_quota import make_room_for_app_run
 from .errors import click_xy, user_errors
+from .gpu import compare_seconds, on_gpu, upscale_seconds
 
 
 def _session(request: gr.Request | None) -> str | None:
@@ -120,6 +121,7 @@ def compare_tab() -> SimpleNamespace:
                        roi_gallery, figure, downloads, run_state],
                       api_name="load_image", concurrency_limit=4)
 
+    @on_gpu(compare_seconds)  # ZeroGPU only: a GPU lent for a duration sized to the request
     @user_errors
     def compare(file, mode, models, roi_size, tile, blend_default, blend, pending, old_state,
                 request: gr.Request, progress=gr.Progress()):
@@ -185,6 +187,7 @@ def compare_tab() -> SimpleNamespace:
     gr.on([slider_a.input, slider_b.input], compare_pair, [slider_a, slider_b, run_state], slider,
           api_name="slider", concurrency_limit=4)
 
+    @on_gpu(upscale_seconds)
     @user_errors
     def upscale(file, model, tile, old, request: gr.Request, progress=gr.Progress()):
         """Upscale the image 4x with one model; returns a PNG view and the lossless file."""

@@ -81,6 +81,7 @@ def user_errors(fn):
     import gradio as gr
 
     from .. import imio, zoo
+    from ..device import DeviceError
     from .disk_quota import QuotaError
 
     name = getattr(fn, "__name__", "handler")
@@ -93,7 +94,7 @@ def user_errors(fn):
         except gr.Error as exc:
             log_refusal(name, "gr.Error", getattr(exc, "message", str(exc)))
             raise
-        except (AppError, imio.ImageError, zoo.ZooError, EventDataError, QuotaError) as exc:
+        except (AppError, imio.ImageError, zoo.ZooError, EventDataError, QuotaError, DeviceError) as exc:
             msg = _one_line(exc, 500)
             log_refusal(name, type(exc).__name__, msg)
             raise gr.Error(msg, title="Cannot do that", print_exception=False) from None

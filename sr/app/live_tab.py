@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import user_errors
+from .gpu import on_gpu, video_seconds
 from ..settings import settings
 from .. import imio, zoo
 
@@ -89,6 +90,14 @@ def model_choices() -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------- webcam
 
+def frame_device() -> str | None:
+    """Webcam frames: the CPU on ZeroGPU (a GPU lease per frame costs more than the frame),
+    else the app's device (``SR_DEVICE``)."""
+    from ..device import on_zerogpu
+
+    return "cpu" if on_zerogpu() else None
+
+
 def shrink(frame: np.ndarray, side: int) -> np.ndarray:
     """Downscale ``frame`` so that its long side is at most ``side`` (area-like, fast)."""
     from PIL import Image
@@ -126,7 +135,7 @@ def upscale_luma(lr: np.ndarray, model_id: str) -> np.ndarray:
 
     h, w = lr.shape[:2]
     y, cb, cr = Image.fromarray(lr).convert("YCbCr").split()
-    y4 = Image.fromarray(api.upscale(np.asarray(y), model_id, tile=None))
+    y4 = Image.fromarray(api.upscale(np.asarray(y), model_id, tile=None, device=frame_device()))
     size = (4 * w, 4 * h)
     out = Image.merge("YCbCr", (y4, cb.resize(size, Image.Resampling.BICUBIC),
                                 cr.resize(size, Image.Resampling.BICUBIC)))
@@ -161,7 +170,7 @@ def live_frame(frame, model_id: str | None, state: dict | None, side: int | None
         st["arrivals"], st["proc"] = [], []
     lr = shrink(_as_rgb8(frame), side)
     t0 = time.perf_counter()
-    out = upscale_luma(lr, model_id) if luma else api.upscale(lr, model_id, tile=None)
+    out = upscale_luma(lr, model_id) if luma else api.upscale(lr, model_id, tile=None, device=frame_device())
     dt = time.perf_counter() - t0
     st["arrivals"] = (st["arrivals"] + [arrival])[-FPS_WINDOW:]
     st["proc"] = (st["proc"] + [dt])[-FPS_WINDOW:]
@@ -276,6 +285,7 @@ def live_tab():
                    api_name="live_frame", stream_every=0.1, time_limit=live_time_limit(),
                    concurrency_limit=live_concurrency(), concurrency_id="live", show_progress="hidden")
 
+        @on_gpu(video_seconds)  # ZeroGPU only (see sr.app.gpu)
         @user_errors
         def on_video(path, model_id, old, progress=gr.Progress()):
             """Super-resolve every frame of a video 4x; returns the mp4, a summary and the state."""

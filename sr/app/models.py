@@ -90,8 +90,13 @@ def model_card_markdown(model_id: str | None) -> str:
 def warm_up(model_ids=None) -> list[str]:
     """Load the default models (shared, read-only) and run each once on a tiny image, so the
     first user does not pay for loading and first-call initialisation. Returns the models
-    warmed; never raises (a model that cannot load is reported when a user asks for it)."""
+    warmed; never raises (a model that cannot load is reported when a user asks for it).
+
+    On a GPU the models are built on CUDA (``SR_DEVICE=auto``). On ZeroGPU there is no GPU
+    outside a request: the models are only built (``spaces`` moves them to the GPU of each
+    request), not run."""
     from .. import api
+    from ..device import on_zerogpu
 
     model_ids = default_model_ids() if model_ids is None else model_ids
     done = []
@@ -99,7 +104,11 @@ def warm_up(model_ids=None) -> list[str]:
     for mid in model_ids:
         try:
             e = zoo.get_entry(mid)
-            if e.available and e.upscales:
+            if e.available and e.upscales and on_zerogpu():
+                if e.learned:  # baselines need no warming
+                    api.fast_model(mid)
+                    done.append(mid)
+            elif e.available and e.upscales:
                 out = api.upscale(tiny, mid)
                 metrics.score(nearest(tiny, SCALE), out)
                 done.append(mid)

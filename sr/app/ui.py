@@ -9,6 +9,7 @@ from starlette.middleware import Middleware
 
 from .live_tab import live_tab
 from .mos_tab import MOS_CSS, mos_tabs
+from ..device import on_zerogpu
 from ..settings import settings
 from . import config as cfg
 from . import models as zoo_ui
@@ -50,9 +51,11 @@ def build_demo() -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if settings().app_warmup:  # load the default models while the page opens
-        threading.Thread(target=zoo_ui.warm_up, args=(zoo_ui.default_model_ids() + tuple(zoo_ui.zoo.with_role("live")),),
-                         name="sr-warm-up", daemon=True).start()
+    warm_ids = zoo_ui.default_model_ids() + tuple(zoo_ui.zoo.with_role("live"))
+    if settings().app_warmup and on_zerogpu():  # on CUDA in the main process, before any GPU worker forks
+        zoo_ui.warm_up(warm_ids)
+    elif settings().app_warmup:  # load the default models (on the GPU when there is one) while the page opens
+        threading.Thread(target=zoo_ui.warm_up, args=(warm_ids,), name="sr-warm-up", daemon=True).start()
     demo = build_demo()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(**cfg.server_settings(), max_file_size=cfg.max_file_size(),

@@ -71,8 +71,8 @@ def build_now(cfg: MosConfig, state: BuildState | None = None) -> BuildState:
                 pass
             state.state = "building"
             models = available_methods(cfg.methods)
-            build_pool(cfg.hr_dir, cfg.pool, models=models, crop=cfg.crop, force=True, study_id=cfg.study_id,
-                       log=lambda msg: log.info("MOS pool: %s", msg))
+            _build_on_gpu(cfg)(cfg.hr_dir, cfg.pool, models=models, crop=cfg.crop, force=True, study_id=cfg.study_id,
+                       log=_log_progress)
             get_pool(cfg.pool)
             state.state, state.detail = "ready", "built"
     except Timeout:
@@ -81,6 +81,17 @@ def build_now(cfg: MosConfig, state: BuildState | None = None) -> BuildState:
         state.state, state.detail = "failed", f"{type(exc).__name__}: {exc}"
         log.exception("MOS pool could not be built from %s", cfg.hr_dir)
     return state
+
+
+def _log_progress(msg: str) -> None:  # a module function: picklable (ZeroGPU sends the arguments)
+    log.info("MOS pool: %s", msg)
+
+
+def _build_on_gpu(cfg: MosConfig):
+    """:func:`build_pool`, with a GPU lent for it on ZeroGPU (sized to the pool; see sr.app.gpu)."""
+    from ..app.gpu import on_gpu, pool_seconds
+
+    return on_gpu(lambda *a, **k: pool_seconds(cfg))(build_pool)
 
 
 def ensure_pool(cfg: MosConfig, background: bool = True) -> BuildState:
