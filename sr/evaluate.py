@@ -226,7 +226,9 @@ def summarize(results: dict[str, MethodResult], baseline: str | None = "bicubic"
             c, cci = mean_ci([v for v in r.values("count_err") if v is not None])
             row.update({"seg_images": sum(v is not None for v in r.values("dice")), "dice": round(d, 4),
                         "dice_ci95": round(dci, 4), "count_rel_err": round(c, 4), "count_rel_err_ci95": round(cci, 4)})
-        row["time_s"] = round(float(np.mean(r.values("time_s"))), 4)
+        times = [t for t in r.values("time_s") if t is not None]
+        if times:
+            row["time_s"] = round(float(np.mean(times)), 4)
         rows.append(row)
     return rows
 

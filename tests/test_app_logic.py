@@ -283,3 +283,32 @@ def test_examples_are_small_readable_and_attributed():
 
 def test_warm_up_loads_available_default_models(tiny_zoo):
     assert zoo_ui.warm_up(("bicubic", "srgan", "srresnet", "nope")) == ["bicubic", "srgan"]
+
+
+def test_batch_zip_paired_statistics(tiny_zoo, tmp_path, monkeypatch):
+    """A zip of HR images: per-model means and paired differences to bicubic; bombs refused."""
+    import io
+    from PIL import Image
+    from sr.app import batch
+
+    monkeypatch.setenv("SR_APP_TMP", str(tmp_path / "runs"))
+    zpath = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        for i in range(3):
+            buf = io.BytesIO()
+            Image.fromarray(blobs(48, 40, seed=i)).save(buf, format="PNG")
+            z.writestr(f"../../evil/{i}.png", buf.getvalue())  # names are never used as paths
+        z.writestr("notes.txt", "not an image")
+    r = batch.run_batch(str(zpath), ["srgan-improved"])
+    rows = {row[0]: row for row in r["rows"]}
+    assert set(rows) == {"bicubic", "srgan-improved"} and rows["bicubic"][1] == 3
+    assert rows["srgan-improved"][6] is not None and rows["srgan-improved"][8].count("/") == 2
+    assert Path(r["csv"]).read_text().count("\n") == 1 + 2 * 3
+    assert not (tmp_path / "evil").exists()
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.png", b"\0" * (70 * 2**20))
+    with pytest.raises(errors.AppError, match="refused|expand"):
+        batch.read_zip(str(bomb))
+    with pytest.raises(errors.AppError):
+        batch.read_zip(str(tmp_path / "imgs.zip").replace("imgs", "missing"))

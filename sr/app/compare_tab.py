@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from .. import imio
-from . import comparison, single, workspace
+from . import batch, comparison, single, workspace
 from . import config as cfg
 from . import examples as examples_
 from . import models as zoo_ui
@@ -97,6 +97,17 @@ def compare_tab() -> SimpleNamespace:
             with gr.Row():
                 single_view = gr.Image(label="Result", format="png", interactive=False)
                 single_file = gr.File(label="Result (lossless)")
+        with gr.Accordion("Several images: a zip of high-resolution images, scored with paired statistics",
+                          open=False):
+            gr.Markdown("Each image is downscaled 4x and upscaled back by the models chosen above; you get per "
+                        "model the mean PSNR/SSIM (also on the cells) and the paired difference to bicubic on the "
+                        f"same images with its 95% interval and wins/ties/losses (at most {batch.MAX_IMAGES} images).")
+            with gr.Row():
+                batch_file = gr.File(label="Zip of HR images", file_types=[".zip"], type="filepath")
+                batch_btn = gr.Button("Score all")
+            batch_msg = gr.Markdown()
+            batch_table = gr.Dataframe(headers=batch.BATCH_HEADERS, interactive=False, elem_id="batch-table")
+            batch_csv = gr.File(label="Per-image metrics (CSV)")
 
 
     # ------------------------------------------------------------------ events
@@ -201,4 +212,15 @@ def compare_tab() -> SimpleNamespace:
     single_btn.click(upscale, [image_file, single_model, tile, single_state],
                      [single_view, single_file, single_msg, single_state], api_name="upscale",
                      concurrency_limit=cfg.concurrency_limit(), concurrency_id="inference")
+    @user_errors
+    def score_batch(file, models, old, request: gr.Request, progress=gr.Progress()):
+        """Score the chosen models on every image of a zip (paired statistics against bicubic)."""
+        make_room_for_app_run(_session(request))
+        r = batch.run_batch(file, models, session=_session(request), progress=lambda f, d: progress(f, desc=d))
+        workspace.cleanup_state(old)
+        return r["message"], r["rows"], r["csv"], {"run_dir": r["run_dir"]}
+
+    batch_state = gr.State(None, time_to_live=cfg.STATE_TTL_S, delete_callback=workspace.cleanup_state)
+    batch_btn.click(score_batch, [batch_file, models, batch_state], [batch_msg, batch_table, batch_csv, batch_state],
+                    api_name="compare_batch", concurrency_limit=cfg.concurrency_limit(), concurrency_id="inference")
     return SimpleNamespace(models=models, single_model=single_model)
