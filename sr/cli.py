@@ -247,6 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("models", nargs="*")
     c.set_defaults(func=_cmd_card)
 
+    ex = sub.add_parser("export", help="export a zoo generator for other tools")
+    exsub = ex.add_subparsers(dest="export_format", required=True)
+    bio = exsub.add_parser("bioimageio", help="bioimage.io model package (rdf.yaml, TorchScript, ONNX, state dict)")
+    bio.add_argument("model", help="zoo id of a generator, or 'all' (one sub-folder each)")
+    bio.add_argument("--out", required=True, help="package folder")
+    bio.add_argument("--zip", action="store_true", help="also zip the folder (DIR.zip)")
+    bio.add_argument("--validate", action="store_true", help="run bioimageio.core's test on the package (offline)")
+    bio.set_defaults(func=_lazy("bioimage", "cli"))
+
     m = sub.add_parser("mos", help="blind MOS study: build the item pool, report results")
     m.add_argument("mos_args", nargs=argparse.REMAINDER)
     m.set_defaults(func=_lazy("mos_cli", "cli"))
