@@ -342,3 +342,47 @@ def bench_dask(side: int = 512, workers=(1, 2), model: str = "srgan-lite", chunk
             rows.append({"workers": n, "side": side, "seconds": round(dt, 2),
                          "lr_mpx_per_s": round(side * side / dt / 1e6, 4)})
     return rows
+
+
+# ---------------------------------------------------------------------------- command line
+
+def wants_chunked(args) -> bool:
+    """``sr upscale`` takes the chunked path for (OME-)Zarr, OME-TIFF, folders, or when asked."""
+    return bool(getattr(args, "ome_zarr", False) or getattr(args, "workers", None)
+                or getattr(args, "scheduler", None)
+                or any(omezarr.is_zarr(s) or omezarr.is_ome_tiff(s) or Path(s).is_dir() for s in args.inputs))
+
+
+def cli_upscale(args) -> int:
+    from . import zoo
+
+    model = args.model or (zoo.with_role("cli-default") or ["srgan-lite"])[0]
+    client = make_client(args.scheduler, args.workers)
+    try:
+        dests = upscale_chunked(args.inputs, args.out, model, chunk=args.chunk, tile=args.tile, overlap=args.overlap,
+                                precision=args.precision, normalize=args.normalize, blend=args.blend, client=client)
+    finally:
+        close_client(client)
+    for d in dests:
+        c, h, w = read_shape(d)
+        print(f"-> {d} ({w}x{h}, {c} channel{'s' if c > 1 else ''}, OME-Zarr pyramid)")
+    return 0
+
+
+def read_shape(dest: str | Path) -> tuple:
+    import zarr
+
+    return tuple(zarr.open_array(str(Path(dest) / "0"), mode="r").shape)
+
+
+def bench_cli(args) -> int:
+    import json
+
+    rows = bench_dask(side=args.side, workers=tuple(int(n) for n in args.workers.split(",")), model=args.model,
+                      chunk=args.chunk)
+    for r in rows:
+        print(f"{r['workers']} worker(s): {r['side']}x{r['side']} LR in {r['seconds']} s = "
+              f"{r['lr_mpx_per_s']} LR Mpx/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return 0

@@ -126,3 +126,23 @@ def test_two_worker_local_cluster_equals_single_process(tmp_path, rng):
     for s, m in zip(single, multi):
         for level in range(len(json.loads((s / ".zattrs").read_text())["multiscales"][0]["datasets"])):
             np.testing.assert_array_equal(chunked.read_level(m, level), chunked.read_level(s, level))
+
+
+def test_cli_upscale_routes_ome_tiff_to_the_chunked_path(tmp_path, rng, capsys):
+    from sr.cli import main
+
+    a = _img(rng, 40, 36)
+    src = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(src, a, ome=True)
+    assert main(["upscale", str(src), "--model", MODEL, "--out", str(tmp_path / "o"), "--tile", "32",
+                 "--chunk", "64"]) == 0
+    assert "OME-Zarr pyramid" in capsys.readouterr().out
+    np.testing.assert_array_equal(chunked.read_level(tmp_path / "o" / f"cells_x4_{MODEL}.ome.zarr")[0],
+                                  api.upscale(a, MODEL, tile=32))
+
+
+@pytest.mark.timeout(300)
+def test_bench_dask_reports_throughput(tmp_path):
+    pytest.importorskip("distributed")
+    rows = chunked.bench_dask(side=64, workers=(1, 2), model=MODEL, chunk=32, out_dir=tmp_path, processes=False)
+    assert [r["workers"] for r in rows] == [1, 2] and all(r["lr_mpx_per_s"] > 0 for r in rows)
