@@ -263,7 +263,11 @@ def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAUL
                      tuple(norm.lo.tolist()), tuple(norm.hi.tolist())) for r in regions(src.height, src.width, chunk)]
         pyramids.append((dest, levels))
         dests.append(dest)
-    run_all(run_region, jobs, client, "upscale", progress)
+    try:
+        run_all(run_region, jobs, client, "upscale", progress)
+    finally:
+        for j in {id(j.src): j for j in jobs}.values():
+            j.src.close()  # local TIFF handles (workers hold their own copies)
     for level in range(1, max(len(lv) for _, lv in pyramids)):
         items = [(str(d), level, *r) for d, lv in pyramids if level < len(lv)
                  for r in regions(lv[level][1], lv[level][2], PYRAMID_BLOCK)]
