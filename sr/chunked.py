@@ -52,6 +52,26 @@ class Job:
     hi: tuple
 
 
+_heap_bounded = False
+
+
+def bound_heap() -> None:
+    """Fix glibc's mmap threshold at 1 MiB (once per process). Its default *dynamic* threshold
+    rises to 32 MiB after the first large free, so the per-region float buffers then come
+    from the heap and fragment it: peak RSS grew with the number of regions (1.5 GB for a
+    32768^2 output), and stays flat (about 0.6 GB) with this. No-op off glibc."""
+    global _heap_bounded
+    if _heap_bounded:
+        return
+    _heap_bounded = True
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 # ---------------------------------------------------------------------------- scheduling
 
 def run_all(fn: Callable, items: list, client=None, desc: str = "", progress: bool = True) -> list:
@@ -152,6 +172,7 @@ def run_region(job: Job) -> int:
     from .runtime import autocast
     from .tiling import default_overlap
 
+    bound_heap()
     net = api.fast_model(job.model, job.precision, job.blend)
     precision = net.fast_precision
     cfg = getattr(net, "config", {})
@@ -240,6 +261,7 @@ def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAUL
         raise zoo.ZooError(f"the chunked path runs zoo generators; {model!r} is a {entry.kind}")
     if tile <= 0 or chunk % tile:
         raise ValueError(f"--chunk ({chunk}) must be a positive multiple of --tile ({tile})")
+    bound_heap()
     blend = api.resolve_blend(model, blend)
     api.fast_model(model, precision, blend)  # fail early here (weights) rather than on a worker
     paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else inputs)
