@@ -42,7 +42,7 @@ class Source:
     """A 2-D image or channel stack read lazily: ``shape`` is ``(C, H, W)``."""
 
     path: str
-    kind: str  # "tiff" | "ome-zarr" | "zarr"
+    kind: str  # "tiff" | "tiff-contiguous" (uncompressed, memory-mapped) | "ome-zarr" | "zarr"
     axes: str  # axes of the stored array, e.g. "YX", "CYX", "YXS", "TCZYX"
     shape: tuple
     dtype: np.dtype
@@ -100,7 +100,14 @@ class Source:
                 kept.append("C")
             else:
                 sel.append(0)
-        block = np.asarray(self._array()[tuple(sel)])
+        if self.kind == "tiff-contiguous":  # one uncompressed strip: map it, copy the region, unmap
+            import tifffile
+
+            m = tifffile.memmap(self.path, series=0, mode="r")
+            block = np.array(m[tuple(sel)])
+            del m
+        else:
+            block = np.asarray(self._array()[tuple(sel)])
         if "C" not in kept:
             return block[None]
         return np.moveaxis(block, kept.index("C"), 0)
@@ -148,6 +155,8 @@ def _open_tiff(path: Path) -> Source:
                 raise ImageError(f"{path}: TIFF holds no image")
             s = tf.series[0]
             axes, shape, dtype = s.axes, tuple(s.shape), np.dtype(s.dtype)
+            # uncompressed contiguous data is one chunk to aszarr: memory-map it instead
+            kind = "tiff-contiguous" if s.dataoffset is not None else "tiff"
             size, unit, names = _ome_pixel_size(tf.ome_metadata if tf.is_ome else None)
     except ImageError:
         raise
@@ -155,7 +164,7 @@ def _open_tiff(path: Path) -> Source:
         raise ImageError(f"cannot read TIFF {path}: {type(exc).__name__}: {exc}") from None
     axes = axes.replace("I", "Q").replace("Q", "Z")  # unknown / generic axes count as planes
     c, h, w = _check_axes(axes, shape, path)
-    return Source(str(path), "tiff", axes, (c, h, w), dtype, size, unit, names)
+    return Source(str(path), kind, axes, (c, h, w), dtype, size, unit, names)
 
 
 def _open_zarr(path: Path) -> Source:

@@ -146,3 +146,18 @@ def test_bench_dask_reports_throughput(tmp_path):
     pytest.importorskip("distributed")
     rows = chunked.bench_dask(side=64, workers=(1, 2), model=MODEL, chunk=32, out_dir=tmp_path, processes=False)
     assert [r["workers"] for r in rows] == [1, 2] and all(r["lr_mpx_per_s"] > 0 for r in rows)
+
+
+def test_tiff_sources_read_regions_lazily(tmp_path, rng):
+    a = _img(rng, 50, 70, c=3)
+    tifffile.imwrite(tmp_path / "plain.tif", a)  # uncompressed, contiguous: memory-mapped
+    tifffile.imwrite(tmp_path / "tiled.tif", a, tile=(16, 16), compression="zlib")
+    tifffile.imwrite(tmp_path / "rgb.tif", np.moveaxis(a, 0, -1), photometric="rgb")  # YXS
+    kinds = {}
+    for name in ("plain.tif", "tiled.tif", "rgb.tif"):
+        src = omezarr.open_source(tmp_path / name)
+        kinds[name] = src.kind
+        assert src.shape == (3, 50, 70)
+        np.testing.assert_array_equal(src.read(5, 40, 10, 33), a[:, 5:40, 10:33])
+        src.close()
+    assert kinds["plain.tif"] == "tiff-contiguous" and kinds["tiled.tif"] == "tiff"
