@@ -38,7 +38,8 @@ def hub_metadata(entry: zoo.ModelEntry):
     card = entry.card or {}
     gen = entry.kind != "featurenet"
     task = ("image-to-image", "4x super-resolution") if gen else ("image-classification", "stain classification")
-    tags = (HUB_TAGS if gen else ["microscopy", "fluorescence", "bioimage-analysis", "feature-extractor"]) + ([entry.recipe.get("stage", "")] if entry.recipe.get("stage") else []) + (
+    tags = (HUB_TAGS if gen else ["microscopy", "fluorescence", "bioimage-analysis", "feature-extractor"]) + (
+        [("gan" if entry.recipe.get("stage") == "gan" else "pixel-loss")] if gen else []) + (
         ["batchnorm-free"] if entry.arch.get("norm") == "none" else [])
     wanted = [("test_psnr", "psnr", "PSNR (dB)"), ("test_ssim", "ssim", "SSIM")] if gen else [
         ("test_stain_accuracy", "accuracy", "stain accuracy")]
