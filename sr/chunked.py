@@ -33,7 +33,7 @@ from .imio import ImageError, Norm
 SCALE = 4
 DEFAULT_CHUNK = 768  # LR pixels: a multiple of the default tile (192)
 OUT_CHUNK = 1024  # HR pixels of the Zarr chunks (a divisor of 4 * chunk is used)
-PYRAMID_BLOCK = 2048  # pixels of one pyramid task at every level
+PYRAMID_BLOCK = 2048  # largest side of one pyramid task (pixels of the level it writes)
 
 
 @dataclass(frozen=True)
@@ -292,7 +292,7 @@ def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAUL
             j.src.close()  # local TIFF handles (workers hold their own copies)
     for level in range(1, max(len(lv) for _, lv in pyramids)):
         items = [(str(d), level, *r) for d, lv in pyramids if level < len(lv)
-                 for r in regions(lv[level][1], lv[level][2], PYRAMID_BLOCK)]
+                 for r in regions(lv[level][1], lv[level][2], min(PYRAMID_BLOCK, SCALE * chunk))]
         run_all(_pyramid_task, items, client, f"pyramid level {level}", progress)
     return dests
 
