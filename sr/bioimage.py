@@ -130,9 +130,12 @@ def _description(entry: zoo.ModelEntry) -> str:
             f"HPA test (200 images, bicubic LR): {nums or 'not measured'}.")[:1024]
 
 
-def export(model_id: str, out: str | Path, zip_package: bool = False) -> Path:
+def export(model_id: str, out: str | Path, zip_package: bool = False, blend: float | None = None) -> Path:
     """Write the bioimage.io package of a zoo generator into ``out``; returns the rdf.yaml path
-    (or the .zip with ``zip_package``)."""
+    (or the .zip with ``zip_package``). GANs are exported at ``blend`` (default: the model's
+    validated default, as ``sr.upscale`` runs them; see :mod:`sr.blend`)."""
+    import copy
+
     import torch
     import yaml
 
@@ -141,7 +144,15 @@ def export(model_id: str, out: str | Path, zip_package: bool = False) -> Path:
     entry = zoo.get_entry(model_id)
     if entry.kind != "generator":
         raise zoo.ZooError(f"model {model_id!r} is a {entry.kind}; only generators export to bioimage.io")
-    net = zoo.load(model_id).float()
+    from .api import resolve_blend
+
+    a = resolve_blend(model_id, blend)
+    if a is None or a == 1.0:
+        net = zoo.load(model_id).float()
+    else:
+        from .blend import blended
+
+        net = copy.deepcopy(blended(model_id, a)).float()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     arch = dict(entry.arch)
@@ -196,7 +207,7 @@ def export(model_id: str, out: str | Path, zip_package: bool = False) -> Path:
             "onnx": {"source": ONNX_FILE, "sha256": _sha(out / ONNX_FILE), "opset_version": 17,
                      "parent": "pytorch_state_dict"},
         },
-        "config": _card_config(entry),
+        "config": {"sr": {**_card_config(entry)["sr"], "blend": a}},
         "version": "0.1.0",
     }
     rdf_path = out / "rdf.yaml"
@@ -221,7 +232,7 @@ def cli(args) -> int:
     ids = [e.id for e in zoo.entries("generator") if e.available] if args.model == "all" else [args.model]
     for mid in ids:
         out = Path(args.out) / mid if len(ids) > 1 else Path(args.out)
-        path = export(mid, out, zip_package=args.zip)
+        path = export(mid, out, zip_package=args.zip, blend=getattr(args, "blend", None))
         line = f"{mid} -> {path}"
         if args.validate:
             res = validate(out / "rdf.yaml")

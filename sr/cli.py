@@ -271,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     bio.add_argument("--out", required=True, help="package folder")
     bio.add_argument("--zip", action="store_true", help="also zip the folder (DIR.zip)")
     bio.add_argument("--validate", action="store_true", help="run bioimageio.core's test on the package (offline)")
+    bio.add_argument("--blend", type=float, default=None, help="GANs: blend with the pixel-loss parent (default: validated)")
     bio.set_defaults(func=_lazy("bioimage", "cli"))
 
     m = sub.add_parser("mos", help="blind MOS study: build the item pool, report results")

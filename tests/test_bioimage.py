@@ -87,3 +87,19 @@ def test_cli_export_refuses_a_baseline(tmp_path, capsys):
 
     assert main(["export", "bioimageio", "bicubic", "--out", str(tmp_path / "p")]) == 2
     assert "baseline" in capsys.readouterr().err
+
+
+def test_gan_exports_at_its_blend(tmp_path):
+    from sr import bioimage
+    from sr.blend import blended
+
+    gan = next(e.id for e in zoo.entries("generator") if e.available and e.blend_parent)
+    rdf_path = bioimage.export(gan, tmp_path / "p", blend=0.5)
+    rdf = yaml.safe_load(rdf_path.read_text(encoding="utf-8"))
+    assert rdf["config"]["sr"]["blend"] == 0.5
+    import torch
+
+    x = np.load(tmp_path / "p" / "test_input.npy")
+    with torch.inference_mode():
+        want = blended(gan, 0.5).float()(torch.from_numpy(bioimage.preprocess(x))).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "p" / "test_output.npy"), want, atol=1e-5)
