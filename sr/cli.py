@@ -88,6 +88,10 @@ def _replace_between_markers(path: Path, name: str, text: str) -> None:
 def _cmd_upscale(args) -> int:
     from . import api, imio, zoo
 
+    from .chunked import cli_upscale, wants_chunked
+
+    if wants_chunked(args):  # OME-Zarr out, chunk by chunk (sr/chunked.py)
+        return cli_upscale(args)
     args.model = args.model or (zoo.with_role("cli-default") or ["bicubic"])[0]
     entry = zoo.get_entry(args.model)
     if not entry.upscales:
@@ -182,7 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--normalize", choices=["auto", "dtype", "percentile"], default="auto")
     u.add_argument("--blend", type=float, default=None,
                    help="GANs: fidelity-detail blend with the pixel-loss parent, 0..1 (default: the model's validated default)")
+    u.add_argument("--ome-zarr", action="store_true",
+                   help="chunked path: write OME-Zarr (automatic for .zarr, .ome.tif and folder inputs)")
+    u.add_argument("--chunk", type=int, default=768, help="chunked path: region size in LR pixels (a multiple of --tile)")
+    u.add_argument("--workers", type=int, default=None, help="chunked path: on a local Dask cluster of N workers")
+    u.add_argument("--scheduler", default=None, help="chunked path: on the Dask cluster at this address")
     u.set_defaults(func=_cmd_upscale)
+
+    bd = sub.add_parser("bench-dask", help="throughput of the chunked path with 1 and 2 local Dask workers")
+    bd.add_argument("--side", type=int, default=512, help="LR side of the synthetic image")
+    bd.add_argument("--workers", default="1,2")
+    bd.add_argument("--model", default="srgan-lite")
+    bd.add_argument("--chunk", type=int, default=192)
+    bd.add_argument("--json", default=None)
+    bd.set_defaults(func=_lazy("chunked", "bench_cli"))
 
     t = sub.add_parser("train", help="train a zoo model (recipe from the registry)")
     t.add_argument("--model", required=True)
@@ -255,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("card", help="rewrite model cards from the registry")
     c.add_argument("models", nargs="*")
     c.set_defaults(func=_cmd_card)
+
+    ex = sub.add_parser("export", help="export a zoo generator for other tools")
+    exsub = ex.add_subparsers(dest="export_format", required=True)
+    bio = exsub.add_parser("bioimageio", help="bioimage.io model package (rdf.yaml, TorchScript, ONNX, state dict)")
+    bio.add_argument("model", help="zoo id of a generator, or 'all' (one sub-folder each)")
+    bio.add_argument("--out", required=True, help="package folder")
+    bio.add_argument("--zip", action="store_true", help="also zip the folder (DIR.zip)")
+    bio.add_argument("--validate", action="store_true", help="run bioimageio.core's test on the package (offline)")
+    bio.add_argument("--blend", type=float, default=None, help="GANs: blend with the pixel-loss parent (default: validated)")
+    bio.set_defaults(func=_lazy("bioimage", "cli"))
 
     m = sub.add_parser("mos", help="blind MOS study: build the item pool, report results")
     m.add_argument("mos_args", nargs=argparse.REMAINDER)

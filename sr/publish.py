@@ -26,14 +26,39 @@ def _fmt(v) -> str:
     return str(v)
 
 
+HUB_DATASET = "hpa-kaggle-2018-single-channel"  # HPA Kaggle 2018 images, one stain per image
+HUB_TAGS = ["super-resolution", "microscopy", "fluorescence", "srgan", "bioimage-analysis", "image-restoration"]
+
+
+def hub_metadata(entry: zoo.ModelEntry):
+    """The card metadata the Hugging Face Hub shows and filters on (``ModelCardData``):
+    licence, library, pipeline tag, tags, datasets, metrics and the test results as model-index."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    card = entry.card or {}
+    gen = entry.kind != "featurenet"
+    task = ("image-to-image", "4x super-resolution") if gen else ("image-classification", "stain classification")
+    tags = (HUB_TAGS if gen else ["microscopy", "fluorescence", "bioimage-analysis", "feature-extractor"]) + (
+        [("gan" if entry.recipe.get("stage") == "gan" else "pixel-loss")] if gen else []) + (
+        ["batchnorm-free"] if entry.arch.get("norm") == "none" else [])
+    wanted = [("test_psnr", "psnr", "PSNR (dB)"), ("test_ssim", "ssim", "SSIM")] if gen else [
+        ("test_stain_accuracy", "accuracy", "stain accuracy")]
+    n = card.get("test_images")
+    results = [EvalResult(task_type=task[0], task_name=task[1], dataset_type=HUB_DATASET,
+                          dataset_name=f"HPA Kaggle 2018 single-channel test sample ({n} images, bicubic LR)"
+                          if gen else f"HPA Kaggle 2018 single-channel test sample ({n} images)",
+                          dataset_split="test", metric_type=mtype, metric_name=mname, metric_value=card[key])
+               for key, mtype, mname in wanted if isinstance(card.get(key), (int, float))]
+    return ModelCardData(license="cc-by-nc-4.0", library_name="sr-microscopy", pipeline_tag=task[0], tags=tags,
+                         datasets=[HUB_DATASET], metrics=[w[1] for w in wanted],
+                         model_name=entry.id if results else None, eval_results=results or None)
+
+
 def render_card(entry: zoo.ModelEntry) -> str:
     card = entry.card or {}
     lines = [
         "---",
-        "license: cc-by-nc-4.0",
-        "library_name: sr-microscopy",
-        "pipeline_tag: " + ("image-classification" if entry.kind == "featurenet" else "image-to-image"),
-        "tags:", "- super-resolution", "- microscopy", "- fluorescence", "- srgan",
+        hub_metadata(entry).to_yaml().rstrip(),
         "---",
         "",
         f"# {entry.title} (`{entry.id}`)",
