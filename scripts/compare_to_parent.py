@@ -35,7 +35,7 @@ def main() -> None:
     t = load_file(a.state)
     g.load_state_dict({k[len(a.prefix):]: v for k, v in t.items() if k.startswith(a.prefix)}, strict=True)
     g.eval()
-    parent = zoo.load(e.recipe.get("init", a.model))
+    parent = zoo.load(e.recipe.get("init", a.model))  # a pixel-loss model: its committed weights
     _, val = data.split(data.scan(a.data))
     rows = []
     for p in data.load_planes(val)[: a.fields]:
@@ -49,11 +49,14 @@ def main() -> None:
         d = np.abs(o.astype(int) - op)
         rows.append((s["psnr"] - sp["psnr"], s["ssim"] - sp["ssim"], s["fg_psnr"] - sp["fg_psnr"],
                      s["fg_ssim"] - sp["fg_ssim"], o[~m].mean() - op[~m].mean(), d.mean(), d[m].mean(),
-                     spectral.hf_lsd(p.hr_raw, o) - spectral.hf_lsd(p.hr_raw, op)))
+                     spectral.hf_lsd(p.hr_raw, o) - spectral.hf_lsd(p.hr_raw, op),
+                     s["ssim"], sp["ssim"], o[~m].mean(), op[~m].mean(), p.hr_raw[~m].mean()))
     r = np.array(rows).mean(0)
     print(f"{a.model} vs its parent on {len(rows)} validation fields: dPSNR {r[0]:+.2f} dB, dSSIM {r[1]:+.3f}, "
           f"cells dPSNR {r[2]:+.2f}, cells dSSIM {r[3]:+.3f}, background mean {r[4]:+.2f} grey levels, "
           f"|difference| {r[5]:.2f} (cells {r[6]:.2f}), HF spectral distance {r[7]:+.2f} dB")
+    print(f"absolute: SSIM {r[8]:.3f} (parent {r[9]:.3f}); background mean {r[10]:.2f} grey levels "
+          f"(parent {r[11]:.2f}, reference {r[12]:.2f})")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ def _cmd_train(args) -> int:
                       log_every=args.log_every, val_every=args.val_every, ckpt_every=args.ckpt_every,
                       threads=args.threads, init=args.init, decay_from=args.decay_from,
                       max_minutes=args.max_minutes, recipe=args.recipe,
-                      export=not args.no_export, device=args.device)
+                      export=not args.no_export, export_now=args.export_now, device=args.device)
     print(json.dumps(train(targs)))
     return 0
 
@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cosine learning-rate decay from this step to 1%% at --steps (default: constant)")
     t.add_argument("--max-minutes", type=float, default=None, help="checkpoint and stop after this long")
     t.add_argument("--no-export", action="store_true", help="do not write weights/<model> at the end")
+    t.add_argument("--export-now", action="store_true",
+                   help="export the run's chosen checkpoint now, without training (e.g. a run stopped for the day)")
     t.add_argument("--recipe", type=json.loads, default=None,
                    help='JSON overrides of the registry recipe for an experiment, e.g. '
                         '\'{"discriminator": {"head": "gap"}}\' (needs --no-export)')

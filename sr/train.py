@@ -69,6 +69,7 @@ class TrainArgs:
     export: bool = True
     val_fraction: float = 0.1
     recipe: dict | None = None  # overrides of the registry recipe, for experiments (no export)
+    export_now: bool = False  # export the run's chosen checkpoint as it is, without training
     device: str | None = None  # auto | cpu | cuda (default SR_DEVICE); see sr.train_device
 
 
@@ -287,6 +288,12 @@ def validate(run: Run, step: int) -> dict:
 def train(args: TrainArgs) -> dict:
     run = setup(args)
     rank = run.rank
+    if args.export_now:  # ship what a stopped run has chosen so far (the card says at which step)
+        if not checkpoint.exists(run.run_dir):
+            raise SystemExit(f"no run of {args.model} under {args.out} to export")
+        hw = run.info.get("hardware", []) or [hardware()]
+        path = export_run(run, run.info["step"], run.info["wall_s"], hw, run.run_dir / "log.csv")
+        return {"model": args.model, "step": run.info["step"], "exported": str(path), "finished": False}
     log_path = run.run_dir / "log.csv"
     if rank == 0 and log_path.exists():
         _truncate_log(log_path, run.info["step"])  # rows past the checkpoint are redone

@@ -119,3 +119,26 @@ def test_ddp_two_ranks_agree(tiny_zoo, hpa_folder, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     digests = json.loads((tmp_path / "runs" / "srgan" / "rank_digests.json").read_text())
     assert len(digests) == 2 and digests[0] == digests[1]
+
+
+def test_gan_stage_selects_on_validation_and_exports_a_stopped_run(tiny_zoo, hpa_folder, tmp_path):
+    """RaGAN + L1 + EMA: validation keeps the best checkpoint; --export-now ships it with its card."""
+    _, weights = tiny_zoo
+    recipe = {"gan_loss": "ragan", "pixel_loss": "l1", "ema": 0.9, "select": "lsd", "adv_weight": 0.005}
+    res = train(_args(tmp_path, hpa_folder, model="srgan-improved", steps=4, val_every=2,
+                      init=str(weights / "srgan-improved"), recipe=recipe, export=False))
+    assert res["finished"]
+    run_dir = tmp_path / "runs" / "srgan-improved"
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["criterion"] == "lsd" and best["step"] in (2, 4) and (run_dir / "best.safetensors").is_file()
+    rows = [r for r in csv.DictReader(open(run_dir / "log.csv")) if r.get("val_dpsnr")]
+    assert len(rows) == 2 and all(r["val_lsd"] and r["val_dpsnr_ci"] for r in rows)
+    assert all(0 <= float(r["d_real"]) <= 1 for r in csv.DictReader(open(run_dir / "log.csv")) if r.get("d_real"))
+    assert checkpoint.has_module(run_dir, "ema")
+    # a stopped run is exported as it is: the chosen checkpoint and its step in the card
+    out = train(_args(tmp_path, hpa_folder, model="srgan-improved", steps=4, export_now=True))
+    assert out["exported"]
+    card = zoo.get_entry("srgan-improved").card
+    entry = zoo.get_entry("srgan-improved")
+    assert card["selected_step"] == best["step"]
+    assert card["recipe"] == {k: v for k, v in entry.recipe.items() if k != "stage"}  # the registry's recipe
