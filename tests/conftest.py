@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny zoo of randomly initialised models (never committed as weights)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -15,20 +16,31 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 from sr.testing import TINY_ARCHS, make_tiny_zoo  # noqa: F401,E402
 
 
-@pytest.fixture
-def tiny_zoo(tmp_path, monkeypatch):
-    from sr import api, zoo
+@contextlib.contextmanager
+def zoo_env(monkeypatch, reg, weights):
+    """Use the registry ``reg`` and weights folder ``weights`` inside the block (caches cleared
+    on entry and exit)."""
+    from sr import api, blend, zoo
 
-    reg, weights = make_tiny_zoo(tmp_path)
+    def clear():
+        zoo.reload_registry()
+        zoo.clear_shared()
+        api._fast.clear()
+        blend._cache.clear()
+
     monkeypatch.setenv("SR_REGISTRY", str(reg))
     monkeypatch.setenv("SR_WEIGHTS_DIR", str(weights))
-    zoo.reload_registry()
-    zoo.clear_shared()
-    api._fast.clear()
-    yield reg, weights
-    zoo.reload_registry()
-    zoo.clear_shared()
-    api._fast.clear()
+    clear()
+    try:
+        yield reg, weights
+    finally:
+        clear()
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path, monkeypatch):
+    with zoo_env(monkeypatch, *make_tiny_zoo(tmp_path)) as z:
+        yield z
 
 
 @pytest.fixture

@@ -6,24 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import blobs
+from conftest import blobs, zoo_env
 
 
 @pytest.fixture
 def blend_zoo(tmp_path, monkeypatch):
-    from sr import blend, zoo
     from sr.testing import ALL_TINY, make_tiny_zoo
 
-    reg, weights = make_tiny_zoo(tmp_path, ids=ALL_TINY)
-    monkeypatch.setenv("SR_REGISTRY", str(reg))
-    monkeypatch.setenv("SR_WEIGHTS_DIR", str(weights))
-    zoo.reload_registry()
-    zoo.clear_shared()
-    blend._cache.clear()
-    yield reg, weights
-    zoo.reload_registry()
-    zoo.clear_shared()
-    blend._cache.clear()
+    with zoo_env(monkeypatch, *make_tiny_zoo(tmp_path, ids=ALL_TINY)) as z:
+        yield z
 
 
 def test_blend_is_exact_weight_interpolation(blend_zoo):

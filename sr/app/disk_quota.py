@@ -14,7 +14,6 @@ Age alone (the 6 h sweep) does not bound disk use, so:
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -23,6 +22,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+
+from .security import json_answer
 
 log = logging.getLogger("sr.app")
 
@@ -161,13 +162,7 @@ class UploadQuota:
         self.clients: dict[str, deque] = {}
         self.lock = threading.Lock()
 
-    @staticmethod
-    async def _answer(send, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail, "error": detail}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    _answer = staticmethod(json_answer)
 
     def _client_used(self, client: str, now: float) -> int:
         q = self.clients.setdefault(client, deque())

@@ -150,6 +150,15 @@ class _RateLimitedLog:
 refusal_log = _RateLimitedLog()
 
 
+async def json_answer(send, status: int, detail: str) -> None:
+    """Answer an ASGI request with a small JSON error (the app's middlewares' refusals)."""
+    body = json.dumps({"detail": detail, "error": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class NoRemoteFetch:
     """ASGI middleware (see the module doc). Install with
     ``demo.launch(app_kwargs={"middleware": [starlette.middleware.Middleware(NoRemoteFetch)]})``."""
@@ -163,13 +172,7 @@ class NoRemoteFetch:
 
     refuses = staticmethod(refused_route)
 
-    @staticmethod
-    async def _answer(send, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail, "error": detail}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    _answer = staticmethod(json_answer)
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http":
