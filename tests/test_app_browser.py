@@ -67,3 +67,44 @@ def test_example_compare_metrics_zoom_and_screenshot(page, tmp_path):
     if os.environ.get("SR_APP_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["SR_APP_SCREENSHOT"])
     print(f"screenshot: {shot}")
+
+
+def test_rater_page_on_a_phone(tmp_path):
+    """The rater's direct link (?rate=1) on a phone-sized viewport: start a blind session, rate
+    two images, keep a screenshot as a test artefact; no method name reaches the page."""
+    import time
+
+    url = app_server()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        pg = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                              has_touch=True)
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(url + "/?rate=1", wait_until="domcontentloaded")
+        begin = pg.get_by_role("button", name="Begin rating")
+        deadline = time.time() + 120  # the pool is built in the background at start
+        while not begin.is_visible() and time.time() < deadline:
+            pg.get_by_role("button", name="Start").click()
+            try:
+                begin.wait_for(state="visible", timeout=5000)
+            except Exception:  # noqa: BLE001 - still being prepared
+                pass
+        begin.click()
+        for k in (4, 2):
+            pg.locator(".mos-img img").first.wait_for()
+            pg.get_by_label(f"{k} - ", exact=False).first.check()
+            time.sleep(1.2)  # SR_MOS_MIN_SECONDS: a vote needs at least a second of looking
+            before = pg.locator("#mos-rate").inner_text()
+            pg.get_by_role("button", name="Submit rating").click()
+            pg.wait_for_function("b => document.querySelector('#mos-rate').innerText !== b", arg=before)
+        text = pg.locator("#mos-rate").inner_text()
+        for secret in ("bicubic", "srgan", "nearest", "reference", "msrgan", "mos_pool"):
+            assert secret not in text.lower(), secret
+        assert not pg.get_by_text("Compare models").first.is_visible()  # the rater view is alone
+        shot = tmp_path / "rater_phone.png"
+        pg.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 20_000
+        if os.environ.get("SR_APP_SCREENSHOT"):
+            shutil.copyfile(shot, Path(os.environ["SR_APP_SCREENSHOT"]).with_name("rater_phone.png"))
+        print(f"screenshot: {shot}")
+        browser.close()
