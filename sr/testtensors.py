@@ -39,9 +39,11 @@ def make_input(model_id: str) -> np.ndarray:
 
 
 def run(model_id: str, x: np.ndarray, net=None) -> np.ndarray:
+    import copy
+
     import torch
 
-    net = net if net is not None else zoo.load(model_id)
+    net = copy.deepcopy(net).eval() if net is not None else zoo.load(model_id)  # eval: BN running statistics
     with torch.inference_mode():
         return net.float()(torch.from_numpy(x)).float().numpy()
 
