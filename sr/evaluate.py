@@ -382,11 +382,11 @@ def paper_figure(image: str | Path, models: list[str], rois: list[tuple[int, int
     for m in models:
         mid, blend = parse_method(m)
         t = time.perf_counter()
-        out = api.upscale(lr, mid, blend=blend)
+        sr_img = api.upscale(lr, mid, blend=blend)
         dt = time.perf_counter() - t
-        s = metrics.score(hr, out)
+        s = metrics.score(hr, sr_img)
         shown.append((zoo.get_entry(mid).title + (f" (blend {blend:g})" if blend is not None else ""),
-                      stretch.apply(out), (s["psnr"], s["ssim"], dt)))
+                      stretch.apply(sr_img), (s["psnr"], s["ssim"], dt)))
     shown.append(("Reference (original HR)", stretch.apply(hr), None))
     rows = []
     for x, y, size in rois:
