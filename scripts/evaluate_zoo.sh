@@ -10,6 +10,8 @@ HPA_TEST=$D/hpa/sanch7_kaggle2018_singlechannel/test_sample
 python -m sr evaluate --data "$HPA_TEST" --models "$MODELS" --segmentation --update-cards \
   --name hpa_test --out docs --json docs/hpa_test.json \
   --figure "$HPA_TEST/02ad0dd2-bada-11e8-b2b9-ac1f6b6435d0_green.png" --figure-roi 224,272,64 --figure-roi 128,144,64
+# 1b. the feature networks' stain accuracy on the same split (msrgan's content network, the evaluation one)
+python -m sr evaluate --data "$HPA_TEST" --models msrgan-vgg,eval-vgg --json docs/featurenets_test.json --update-cards
 # 2. cross-domain: other fluorescence, electron microscopy
 python -m sr evaluate --data "$D/fluo/dsb2018_stage1_test" --limit 20 --models "$MODELS" --name cross_dsb2018_fluo --out docs
 python -m sr evaluate --data "$D/fluo/cellprofiler_examples/ExampleHuman" --models "$MODELS" --name cross_cellprofiler_human --out docs

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def synthetic_tile(y0: int, x0: int, h: int, w: int, seed: int = 0) -> np.ndarray:

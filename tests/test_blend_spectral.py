@@ -116,3 +116,16 @@ def test_settings_are_read_in_one_module_and_documented():
     with pytest.raises(ValueError):
         settings.Settings.from_env({"SR_MOS_ITEMS": "many"})
     assert settings.Settings.from_env({"SR_MOS_ITEMS": "7"}).mos_items == 7
+
+
+def test_no_sys_path_edits_and_small_modules():
+    """The package is installable (pyproject.toml): no script or module edits sys.path, and no
+    module of sr/ is over 450 lines (issue 13)."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    for f in list((repo / "sr").rglob("*.py")) + list((repo / "scripts").glob("*.py")) + [repo / "app.py"]:
+        assert "sys.path.insert" not in f.read_text() and "sys.path.append" not in f.read_text(), f
+    big = {f.name: n for f in (repo / "sr").rglob("*.py") if (n := len(f.read_text().splitlines())) > 450}
+    assert not big, big
+    assert len((repo / "app.py").read_text().splitlines()) < 80
