@@ -165,7 +165,10 @@ class _Server:
         """``?rate=1``: hide everything but the rating tab (the link given to raters)."""
         params = getattr(request, "query_params", None) or {}
         alone = str(params.get("rate", "")).lower() in ("1", "true", "yes")
-        return [gr.update(visible=False) if alone else gr.update() for _ in self.hide_in_rater_view]
+        out = [gr.update(visible=False) if alone else gr.update() for _ in self.hide_in_rater_view]
+        if getattr(self, "tabs", None) is not None:  # open the rating tab itself
+            out.append(gr.Tabs(selected="mos-rate") if alone else gr.update())
+        return out
 
     def _outputs(self, session: Session, item_id: str | None, message: str):
         if item_id is None:
@@ -251,7 +254,8 @@ def _reject(message: str, title: str = "Rating not recorded") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
-def mos_tabs(app_state=None, *, config: MosConfig | None = None) -> dict:
+def mos_tabs(app_state=None, *, config: MosConfig | None = None, tabs: gr.Tabs | None = None,
+             also_hide: list | None = None) -> dict:
     """Create the "Blind rating" and "Rating results" tabs in the current ``gr.Blocks``.
 
     ``app_state`` is accepted for the app's calling convention and not used (the study keeps
@@ -315,10 +319,12 @@ def mos_tabs(app_state=None, *, config: MosConfig | None = None) -> dict:
         c["files"] = gr.File(label="Downloads", file_count="multiple", interactive=False)
         c["show"].click(srv.results, inputs=[c["key"]], outputs=[c["summary"], c["heatmap"], c["files"]],
                         api_name="mos_results", concurrency_limit=1)  # one writer of the report files
-    srv.hide_in_rater_view = before + [c["results_tab"]]
+    srv.hide_in_rater_view = list(also_hide or []) + before + [c["results_tab"]]
+    srv.tabs = tabs
     root = Context.root_block
     if root is not None and srv.hide_in_rater_view:
-        root.load(srv.rater_view, None, srv.hide_in_rater_view, js=RATER_JS, api_visibility="private",
+        outputs = srv.hide_in_rater_view + ([tabs] if tabs is not None else [])
+        root.load(srv.rater_view, None, outputs, js=RATER_JS, api_visibility="private",
                   queue=False, show_progress="hidden")
     c["server"] = srv
     return c

@@ -40,11 +40,12 @@ THEME = gr.themes.Soft(
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Microscopy super-resolution (SRGAN family)", analytics_enabled=False,
                    delete_cache=(3600, cfg.STATE_TTL_S)) as demo:
-        gr.Markdown(INTRO)
-        compare = compare_tab()
-        zoo_parts = zoo_tab()
-        live_tab()
-        mos_tabs()
+        intro = gr.Markdown(INTRO)
+        with gr.Tabs() as tabs:
+            compare = compare_tab()
+            zoo_parts = zoo_tab()
+            live_tab()
+            mos_tabs(tabs=tabs, also_hide=[intro])  # last: ?rate=1 hides the tabs made before it
         refresh_on_load(demo, compare, zoo_parts)
     return demo
 
