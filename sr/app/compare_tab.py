@@ -29,7 +29,7 @@ def compare_tab() -> SimpleNamespace:
     run_state = gr.State(None, time_to_live=cfg.STATE_TTL_S, delete_callback=workspace.cleanup_state)
     preview_state = gr.State(None, time_to_live=cfg.STATE_TTL_S, delete_callback=workspace.cleanup_state)
     single_state = gr.State(None, time_to_live=cfg.STATE_TTL_S, delete_callback=workspace.cleanup_state)
-    with gr.Tab("Compare models"):
+    with gr.Tab("Compare models", id="compare"):
         with gr.Row():
             with gr.Column(scale=1):
                 image_file = gr.File(

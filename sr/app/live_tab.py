@@ -252,7 +252,7 @@ def live_tab():
 
     model, note = live_model()
     choices = model_choices()
-    with gr.Tab("Live") as tab:
+    with gr.Tab("Live", id="live") as tab:
         gr.Markdown(INTRO.format(side=live_side(), frames=video.max_frames(), pixels=video.max_frame_pixels()))
         with gr.Row():
             live_model_dd = gr.Dropdown(choices, value=model, label="Model (webcam and video)",

@@ -83,7 +83,10 @@ MOS_CSS = """
 large touch targets, the five choices stacked on a phone."""
 
 RATER_JS = """() => { if (new URLSearchParams(window.location.search).has('rate')) {
-  const pick = () => { const b = document.getElementById('mos-rate-button'); if (b) { b.click(); } else { setTimeout(pick, 200); } };
+  let tries = 0;
+  const pick = () => {
+    const bs = [...document.querySelectorAll('button')].filter(x => x.textContent.trim() === 'Blind rating');
+    if (bs.length) { bs.forEach(b => b.click()); } else if (tries++ < 100) { setTimeout(pick, 100); } };
   pick(); } }"""
 
 RESULTS_INTRO = """\
@@ -165,9 +168,12 @@ class _Server:
         """``?rate=1``: hide everything but the rating tab (the link given to raters)."""
         params = getattr(request, "query_params", None) or {}
         alone = str(params.get("rate", "")).lower() in ("1", "true", "yes")
-        out = [gr.update(visible=False) if alone else gr.update() for _ in self.hide_in_rater_view]
+        n = len(self.hide_in_rater_view) + (getattr(self, "tabs", None) is not None)
+        if not alone:
+            return [gr.skip()] * n  # the normal page: change nothing
+        out = [gr.update(visible=False) for _ in self.hide_in_rater_view]
         if getattr(self, "tabs", None) is not None:  # open the rating tab itself
-            out.append(gr.Tabs(selected="mos-rate") if alone else gr.update())
+            out.append(gr.Tabs(selected="mos-rate"))
         return out
 
     def _outputs(self, session: Session, item_id: str | None, message: str):
@@ -269,7 +275,7 @@ def mos_tabs(app_state=None, *, config: MosConfig | None = None, tabs: gr.Tabs |
     host = Context.block
     before = [b for b in getattr(host, "children", []) if not isinstance(b, gr.State)]
     c: dict = {}
-    with gr.Tab("Blind rating", id="mos-rate", elem_id="mos-rate") as c["rate_tab"]:
+    with gr.Tab("Blind rating", id="mos-rate") as c["rate_tab"], gr.Column(elem_id="mos-rate"):
         gr.Markdown(INSTRUCTIONS)
         c["notice"] = gr.Markdown(srv.notice)
         c["timer"] = gr.Timer(10, active=pool_state(cfg) != "ready")
@@ -310,7 +316,7 @@ def mos_tabs(app_state=None, *, config: MosConfig | None = None, tabs: gr.Tabs |
                          concurrency_limit=8).then(**layout)
         c["submit"].click(srv.vote, inputs=[c["item"], c["score"], session], outputs=item_outputs,
                           api_name="mos_vote", concurrency_limit=8, show_progress="hidden").then(**layout)
-    with gr.Tab("Rating results") as c["results_tab"]:
+    with gr.Tab("Rating results", id="mos-results") as c["results_tab"]:
         gr.Markdown(RESULTS_INTRO)
         c["key"] = gr.Textbox(label="Results key", type="password", visible=bool(cfg.results_key))
         c["show"] = gr.Button("Show results")

@@ -40,12 +40,11 @@ THEME = gr.themes.Soft(
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Microscopy super-resolution (SRGAN family)", analytics_enabled=False,
                    delete_cache=(3600, cfg.STATE_TTL_S)) as demo:
-        intro = gr.Markdown(INTRO)
-        with gr.Tabs() as tabs:
-            compare = compare_tab()
-            zoo_parts = zoo_tab()
-            live_tab()
-            mos_tabs(tabs=tabs, also_hide=[intro])  # last: ?rate=1 hides the tabs made before it
+        gr.Markdown(INTRO)
+        compare = compare_tab()
+        zoo_parts = zoo_tab()
+        live_tab()
+        mos_tabs()  # last: ?rate=1 hides what was made before it and opens the rating tab
         refresh_on_load(demo, compare, zoo_parts)
     return demo
 

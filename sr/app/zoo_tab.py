@@ -12,7 +12,7 @@ from .errors import user_errors
 
 def zoo_tab() -> SimpleNamespace:
     """Build the tab inside the current Blocks; returns the components other parts update."""
-    with gr.Tab("Model zoo"):
+    with gr.Tab("Model zoo", id="zoo"):
         gr.Markdown("Every model of the zoo (`sr/zoo.json`). Learned models need pinned weights; "
                     "those not trained yet are listed but cannot run.")
         zoo_table = gr.Dataframe(zoo_ui.zoo_rows(), headers=cfg.ZOO_HEADERS, interactive=False,
