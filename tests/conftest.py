@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+from http.server import BaseHTTPRequestHandler
 import json
 import os
 from pathlib import Path
@@ -113,3 +114,29 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
+
+
+class CountingPngHandler(BaseHTTPRequestHandler):
+    """A loopback web server's handler that serves a valid PNG at any path and lists the requests
+    in ``hits`` (tests that the app never fetches a URL a client gives it)."""
+
+    hits: list = []
+
+    def do_GET(self):  # noqa: N802
+        import io
+
+        from PIL import Image
+
+        type(self).hits.append(self.path)
+        buf = io.BytesIO()
+        Image.fromarray(blobs(32, 32)).save(buf, format="PNG")
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(buf.getvalue())))
+        self.end_headers()
+        self.wfile.write(buf.getvalue())
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args):
+        pass

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import REPO, blobs
+from conftest import CountingPngHandler, REPO, blobs
 
 THIS = Path(__file__).resolve()
 
@@ -114,23 +114,7 @@ def test_a_pickle_disguised_as_weights_is_never_unpickled(tiny_zoo, tmp_path):
 from test_hostile_inputs import app  # noqa: E402,F401  (the shared `python app.py` server)
 
 
-class _Counter(BaseHTTPRequestHandler):
-    hits: list = []
-
-    def do_GET(self):  # noqa: N802
-        type(self).hits.append(self.path)
-        buf = io.BytesIO()
-        Image.fromarray(blobs(32, 32)).save(buf, format="PNG")
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(buf.getvalue())))
-        self.end_headers()
-        self.wfile.write(buf.getvalue())
-
-    do_HEAD = do_GET
-
-    def log_message(self, *args):
-        pass
+_Counter = CountingPngHandler  # a loopback server that counts the requests it gets
 
 
 @pytest.fixture(scope="module")

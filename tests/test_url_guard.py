@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+
+from conftest import CountingPngHandler
 from PIL import Image
 
 from sr.app import security as G
@@ -158,23 +160,7 @@ def test_gradio_downloaders_refuse():
 
 # ------------------------------------------------------------------------------ a real Gradio server
 
-class _Counter(BaseHTTPRequestHandler):
-    hits: list = []
-
-    def do_GET(self):  # noqa: N802
-        type(self).hits.append(self.path)
-        buf = io.BytesIO()
-        Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="PNG")
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(buf.getvalue())))
-        self.end_headers()
-        self.wfile.write(buf.getvalue())
-
-    do_HEAD = do_GET
-
-    def log_message(self, *args):
-        pass
+_Counter = CountingPngHandler  # a loopback server that counts the requests it gets
 
 
 @pytest.fixture(scope="module")
