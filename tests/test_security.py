@@ -17,16 +17,14 @@ import os
 import re
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
-from conftest import CountingPngHandler, REPO, blobs
+from conftest import CountingPngHandler, REPO
 
 THIS = Path(__file__).resolve()
 
@@ -237,8 +235,7 @@ def test_client_file_paths_outside_the_uploads_are_refused(app):
 
 
 def test_url_and_middleware_helpers():
-    from sr.app import errors, inputs, security, workspace
-    from sr.app import config as cfg
+    from sr.app import errors, inputs, security
 
     for u in ("http://x/y.png", "HTTPS://x", " https://x", "ftp://x/y", "file:///etc/passwd", "s3://b/k"):
         assert security.is_url(u), u
@@ -296,8 +293,7 @@ def test_no_remote_fetch_middleware_on_raw_asgi():
 
 
 def test_run_folders_stay_inside_the_app_folder(tmp_path, monkeypatch):
-    from sr.app import errors, inputs, security, workspace
-    from sr.app import config as cfg
+    from sr.app import workspace
 
     root = tmp_path / "app_tmp"
     monkeypatch.setenv("SR_APP_TMP", str(root))
@@ -390,7 +386,6 @@ def test_app_settings_limit_uploads_and_clean_temporary_files():
     assert re.search(r"max_file_size\s*=\s*cfg\.max_file_size\(\)", ui)
     assert re.search(r"delete_cache\s*=", ui) and re.search(r"delete_callback\s*=\s*workspace\.cleanup_state", tab)
     assert "workspace.sweep_old(" in tab
-    from sr.app import errors, inputs, security, workspace
     from sr.app import config as cfg
 
     env = dict(os.environ)

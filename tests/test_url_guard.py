@@ -6,16 +6,13 @@ Raw-ASGI tests of the middleware, a check of Gradio's downloaders, and a real Gr
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-import numpy as np
 import pytest
 
 from conftest import CountingPngHandler
-from PIL import Image
 
 from sr.app import security as G
 
