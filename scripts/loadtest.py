@@ -63,6 +63,26 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def connect(worker, timeout=None) -> bool:
+    """Open the worker's gradio_client and httpx clients, then wait for the start barrier; False
+    (with ``worker.error`` set, or the barrier broken) when the worker should not run."""
+    import httpx
+    from gradio_client import Client
+
+    try:
+        worker.client = Client(worker.url, verbose=False, download_files=False)
+        worker.http = httpx.Client(timeout=timeout) if timeout is not None else httpx.Client()
+    except Exception as exc:  # noqa: BLE001
+        worker.error = f"client could not connect: {exc}"
+        worker.ready.abort()
+        return False
+    try:
+        worker.ready.wait()
+    except threading.BrokenBarrierError:
+        return False
+    return True
+
+
 class Server:
     def __init__(self, root: Path, env: dict, timeout: float = 180):
         self.root = root
@@ -136,7 +156,9 @@ def prepare(root: Path, real_zoo: bool) -> tuple[dict, list[Path], Path, str]:
         os.environ.update(SR_REGISTRY=str(reg), SR_WEIGHTS_DIR=str(weights))
     env.update(HF_HUB_OFFLINE="1", SR_APP_TMP=str(root / "app_tmp"), GRADIO_TEMP_DIR=str(root / "gradio"),
                SR_MOS_POOL=str(root / "pool"), SR_MOS_VOTES=str(root / "votes.csv"), SR_MOS_ITEMS="6",
-               SR_MOS_MIN_SECONDS="0", SR_MOS_RESULTS_DELAY="0")
+               SR_MOS_MIN_SECONDS="0", SR_MOS_RESULTS_DELAY="0",
+               # simulated raters all come from 127.0.0.1: lift the per-client and study-wide MOS caps
+               SR_MOS_SESSIONS_PER_HOUR="1000000", SR_MOS_VOTES_PER_MINUTE="1000000")
     for k in ("SR_MOS_HF_REPO", "SR_MOS_RESULTS_KEY"):
         env.pop(k, None)
 
@@ -258,19 +280,7 @@ class User(threading.Thread):
             self._record(what, t, time.time() - t, "failed", f"{type(exc).__name__}: {exc}"[:300])
 
     def run(self):
-        import httpx
-        from gradio_client import Client
-
-        try:
-            self.client = Client(self.url, verbose=False, download_files=False)
-            self.http = httpx.Client()
-        except Exception as exc:  # noqa: BLE001
-            self.error = f"client could not connect: {exc}"
-            self.ready.abort()
-            return
-        try:
-            self.ready.wait()
-        except threading.BrokenBarrierError:
+        if not connect(self):
             return
         rounds = 0
         while (self.max_rounds is None or rounds < self.max_rounds) and self._round(rounds):
@@ -298,7 +308,7 @@ class User(threading.Thread):
         if self.item is None:
             if not s.budget():
                 return False
-            if self._call("/mos_start") is None:
+            if self._call("/mos_start", "") is None:
                 return True
             if not s.budget():
                 return False
@@ -390,18 +400,9 @@ class Hostile(threading.Thread):
 
     def run(self):
         import httpx
-        from gradio_client import Client, handle_file
+        from gradio_client import handle_file
 
-        try:
-            self.client = Client(self.url, verbose=False, download_files=False)
-            self.http = httpx.Client(timeout=self.timeout)
-        except Exception as exc:  # noqa: BLE001
-            self.error = f"client could not connect: {exc}"
-            self.ready.abort()
-            return
-        try:
-            self.ready.wait()
-        except threading.BrokenBarrierError:
+        if not connect(self, timeout=self.timeout):
             return
         n = self.k
         while self.s.budget():
@@ -619,8 +620,9 @@ def main(argv=None) -> int:
         from sr.mos.store import read_votes
 
         res = read_votes(root / "votes.csv")
-        accepted = collections.Counter(warm_votes + shared.accepted_votes)
-        stored = collections.Counter((v.item_id, v.score) for v in res.votes)
+        # item ids are random per session (the client never sees the pool's ids): match the scores
+        accepted = collections.Counter(score for _item, score in warm_votes + shared.accepted_votes)
+        stored = collections.Counter(v.score for v in res.votes)
         lost = sum((accepted - stored).values())
         unexpected = sum((stored - accepted).values())
         sessions = len({v.rater_id for v in res.votes})
