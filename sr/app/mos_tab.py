@@ -42,7 +42,7 @@ import gradio as gr
 from ..mos.access import AccessDenied, Gate
 from ..mos.autobuild import ensure_pool, pool_state
 from ..mos.config import MosConfig
-from ..mos.pool import Pool, PoolMissing, score_label
+from ..mos.pool import PoolMissing, score_label
 from ..mos.session import POOL_CHANGED, Session, Study, VoteRejected, get_study
 
 log = logging.getLogger(__name__)
@@ -168,13 +168,9 @@ class _Server:
         """``?rate=1``: hide everything but the rating tab (the link given to raters)."""
         params = getattr(request, "query_params", None) or {}
         alone = str(params.get("rate", "")).lower() in ("1", "true", "yes")
-        n = len(self.hide_in_rater_view) + (getattr(self, "tabs", None) is not None)
-        if not alone:
-            return [gr.skip()] * n  # the normal page: change nothing
-        out = [gr.update(visible=False) for _ in self.hide_in_rater_view]
-        if getattr(self, "tabs", None) is not None:  # open the rating tab itself
-            out.append(gr.Tabs(selected="mos-rate"))
-        return out
+        if not alone:  # the normal page: change nothing (RATER_JS opens the rating tab for raters)
+            return [gr.skip()] * len(self.hide_in_rater_view)
+        return [gr.update(visible=False) for _ in self.hide_in_rater_view]
 
     def _outputs(self, session: Session, item_id: str | None, message: str):
         if item_id is None:
@@ -260,8 +256,7 @@ def _reject(message: str, title: str = "Rating not recorded") -> gr.Error:
     return gr.Error(message, title=title, print_exception=False)
 
 
-def mos_tabs(app_state=None, *, config: MosConfig | None = None, tabs: gr.Tabs | None = None,
-             also_hide: list | None = None) -> dict:
+def mos_tabs(app_state=None, *, config: MosConfig | None = None) -> dict:
     """Create the "Blind rating" and "Rating results" tabs in the current ``gr.Blocks``.
 
     ``app_state`` is accepted for the app's calling convention and not used (the study keeps
@@ -325,12 +320,10 @@ def mos_tabs(app_state=None, *, config: MosConfig | None = None, tabs: gr.Tabs |
         c["files"] = gr.File(label="Downloads", file_count="multiple", interactive=False)
         c["show"].click(srv.results, inputs=[c["key"]], outputs=[c["summary"], c["heatmap"], c["files"]],
                         api_name="mos_results", concurrency_limit=1)  # one writer of the report files
-    srv.hide_in_rater_view = list(also_hide or []) + before + [c["results_tab"]]
-    srv.tabs = tabs
+    srv.hide_in_rater_view = before + [c["results_tab"]]
     root = Context.root_block
     if root is not None and srv.hide_in_rater_view:
-        outputs = srv.hide_in_rater_view + ([tabs] if tabs is not None else [])
-        root.load(srv.rater_view, None, outputs, js=RATER_JS, api_visibility="private",
+        root.load(srv.rater_view, None, srv.hide_in_rater_view, js=RATER_JS, api_visibility="private",
                   queue=False, show_progress="hidden")
     c["server"] = srv
     return c
