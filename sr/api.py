@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Callable
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from . import degrade, imio, zoo
+from .settings import settings
 from .tiling import DEFAULT_TILE, run_tiled
 
 list_models = zoo.list_models
@@ -44,7 +46,8 @@ def fast_model(model_id: str, precision: str | None = None, blend: float | None 
     from .runtime import optimize_for_inference, resolve_precision
 
     device = resolve_device(device)
-    precision = resolve_precision(precision, device)
+    requested = precision or settings().precision
+    precision = "auto" if requested == "auto" else resolve_precision(requested, device)
     a = resolve_blend(model_id, blend)
     key = (model_id, precision, a, device)
     with _fast_lock:
@@ -61,6 +64,34 @@ def fast_model(model_id: str, precision: str | None = None, blend: float | None 
         _fast[key] = fast
         while len(_fast) > FAST_CACHE_SIZE:
             _fast.popitem(last=False)
+    return fast
+
+
+_module_lock = threading.Lock()
+_module_fast: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def fast_module(module: torch.nn.Module, precision: str | None = None) -> torch.nn.Module:
+    """The fast path of a plain generator module (what ``sr.load`` returns), built once per
+    module and precision and rebuilt when its weights change (checked by each tensor's storage
+    and in-place version counter, so fine-tuning it in place is seen); other modules (already
+    fast ones, custom networks) are returned as they are."""
+    from .device import module_device
+    from .runtime import _is_generator, optimize_for_inference
+
+    if getattr(module, "self_casting", False) or not _is_generator(module):
+        return module
+    dev = module_device(module)
+    requested = precision or settings().precision
+    stamp = tuple((t.data_ptr(), t._version) for t in module.state_dict().values())
+    key = (requested, str(dev))
+    with _module_lock:
+        cached = _module_fast.get(module, {}).get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    fast = optimize_for_inference(module, requested, device=str(dev))
+    with _module_lock:
+        _module_fast.setdefault(module, {})[key] = (stamp, fast)
     return fast
 
 
@@ -83,7 +114,9 @@ def upscale(
     ``blend``: for GANs, the fidelity-detail blend with their pixel-loss parent (0 = parent,
     1 = GAN; default: the model's validated default, see :mod:`sr.blend`).
     ``device``: ``auto``, ``cpu`` or ``cuda`` (default ``SR_DEVICE``; see :mod:`sr.device`);
-    the result is the same numpy array either way. A module runs where its weights are.
+    the result is the same numpy array either way. A module runs where its weights are; a
+    plain zoo generator module (``sr.load(id)``) runs the same fast path as its id
+    (:func:`fast_module`), so ``upscale(x, sr.load(id))`` is as fast as ``upscale(x, id)``.
     """
     a = imio.check_array(image)
     if isinstance(model, str):
@@ -110,7 +143,8 @@ def upscale(
             want, have = torch.device(resolve_device(device)), module_device(model)
             if want.type != have.type or (want.index is not None and want != have):
                 raise ValueError(f"the module is on {have}, not {want}: move it (.to) or pass a zoo id")
-        net = model
+        net = fast_module(model, precision)
+        precision = getattr(net, "fast_precision", precision)
     cfg = getattr(net, "config", {})
     in_c = cfg.get("in_channels", 1)
     scale = cfg.get("scale", 4)
@@ -122,7 +156,9 @@ def upscale(
         batch = x[None]
     else:
         raise imio.ImageError(f"the model takes {in_c} channels; the image has {c}")
+    # each tile goes back to the image's dtype and range as it is written (no float32 full-size copy)
     y = run_tiled(net, batch, scale=scale, tile=tile, overlap=overlap, precision=precision,
-                  progress=progress)
+                  progress=progress, out_dtype=imio.output_dtype(norm),
+                  finish=lambda t: imio.denormalize_values(t, norm, channel_axis=0 if in_c == 1 else 1))
     y = y[:, 0] if in_c == 1 else y[0]
-    return imio.denormalize(y, norm, a.ndim)
+    return np.ascontiguousarray(imio.from_channels(y, a.ndim))

@@ -10,7 +10,9 @@ Measured in one run on the machine it runs on:
   rewritten to run below output resolution, bf16 weights, channels_last, inference_mode) with
   the speed-up ratio, and the achieved GFLOP/s of the optimised path against the bf16 matmul
   ceiling;
-* the tiled path on a 2048x2048 input (time and peak RSS), unless ``--quick``;
+* the tiled path on a 2048x2048 input (time and peak RSS) per precision and tile, and the cold
+  start of the app's default models, unless ``--quick``; int8 vs bf16 vs fp32 in one run
+  (:mod:`sr.bench_precision`);
 * the app's comparison of its three default models on a 128x128 input (total time);
 * an ablation of the fast path (``srgan-improved`` and ``srgan-lite`` at 128->512, one channel),
   unless ``--quick``: fp32 eager, fp32 with the fast path's rewrites, bf16 autocast +
@@ -36,6 +38,7 @@ import torch
 from .settings import settings
 from . import zoo
 from .tables import command_line, markdown_table
+from . import bench_precision as bp
 
 
 def _rss_peak_reset() -> None:
@@ -96,6 +99,18 @@ def forward_gflop(model: torch.nn.Module, h: int, w: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
+class _AsIs(torch.nn.Module):
+    """Runs a module exactly as it is (``sr.upscale`` gives a plain generator the fast path)."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+        self.config = getattr(module, "config", {})
+
+    def forward(self, x):
+        return self.module(x)
+
+
 def _model_for(entry: zoo.ModelEntry) -> tuple[torch.nn.Module, str]:
     if entry.available:
         try:
@@ -130,7 +145,8 @@ def bench_model(entry: zoo.ModelEntry, sizes, channels, repeats: int, bf16_ceili
         gflop = forward_gflop(plain, s, s)
         for c in channels:
             img = (np.random.default_rng(0).random((s, s, c) if c > 1 else (s, s)) * 255).astype(np.uint8)
-            base = _time(lambda: upscale(img, plain, tile=None, precision="fp32"), repeats)
+            eager = _AsIs(plain)
+            base = _time(lambda: upscale(img, eager, tile=None, precision="fp32"), repeats)
             opt = _time(lambda: upscale(img, fast, tile=None, precision=precision), repeats)
             common = {"model": entry.id, "weights": weights, "input": f"{s}x{s}x{c}", "output": f"{4 * s}x{4 * s}",
                       "gflop_per_frame": round(gflop * c, 2)}
@@ -141,25 +157,6 @@ def bench_model(entry: zoo.ModelEntry, sizes, channels, repeats: int, bf16_ceili
                          "achieved_gflops": round(achieved, 1),
                          "fraction_of_matmul_peak": round(achieved / bf16_ceiling, 3) if precision == "bf16" else None})
     return rows
-
-
-def bench_tiled(entry: zoo.ModelEntry, side: int = 2048, tile: int = 256) -> dict:
-    from .api import upscale
-    from .runtime import optimize_for_inference
-
-    plain, weights = _model_for(entry)
-    fast = optimize_for_inference(plain)
-    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
-    upscale(img[:64, :64], fast, tile=tile, precision=fast.fast_precision)
-    _rss_peak_reset()
-    base = _rss_mb("VmRSS")
-    t = time.perf_counter()
-    out = upscale(img, fast, tile=tile, precision=fast.fast_precision)
-    dt = time.perf_counter() - t
-    return {"model": entry.id, "weights": weights, "input": f"{side}x{side}x1",
-            "output": f"{out.shape[1]}x{out.shape[0]}", "tile": tile, "seconds": round(dt, 2),
-            "peak_rss_growth_mb": round(_rss_mb("VmHWM") - base, 1),
-            "output_mb": round(out.nbytes / 2 ** 20, 1)}
 
 
 def _load() -> float | None:
@@ -208,12 +205,13 @@ def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> 
 
     plain, weights = _model_for(entry)
     img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
-    variants = [("fp32 eager (plain module)", lambda: upscale(img, plain, tile=None, precision="fp32"))]
+    eager = _AsIs(plain)
+    variants = [("fp32 eager (plain module)", lambda: upscale(img, eager, tile=None, precision="fp32"))]
     fast32 = optimize_for_inference(plain, "fp32")
     variants.append(("fp32 + rewrites (BN fold, sub-pixel stages, phase tail, channels_last)",
                      lambda: upscale(img, fast32, tile=None, precision="fp32")))
     if cpu_has_bf16():
-        old = _old_fast_path(plain)
+        old = _AsIs(_old_fast_path(plain))
         fast16 = optimize_for_inference(plain, "bf16", backend="torch")
         variants.append(("bf16 autocast + channels_last + BN fold (previous fast path)",
                          lambda: upscale(img, old, tile=None, precision="bf16")))
@@ -242,13 +240,13 @@ def bench_ablation(entry: zoo.ModelEntry, side: int = 128, repeats: int = 7) -> 
 
 
 def machine() -> dict:
-    from .runtime import cpu_has_bf16, resolve_backend
-    from .runtime import hardware
+    from .int8 import cpu_has_int8
+    from .runtime import cpu_has_bf16, hardware, resolve_backend
     from .device import resolve_device
 
     dev = resolve_device()
     return {"hardware": hardware(dev), "device": dev, "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu_bf16": cpu_has_bf16(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "cpu_bf16": cpu_has_bf16(), "cpu_int8": cpu_has_int8(), "threads": torch.get_num_threads(),
             "cpus": os.cpu_count(), "load_avg_1min": _load(),
             "backend": resolve_backend(), "compile": settings().compile}
 
@@ -263,17 +261,32 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
     info["matmul_n"] = n
     info["matmul_bf16_gflops"] = round(matmul_gflops(torch.bfloat16, n=n, repeats=reps), 1)
     info["matmul_fp32_gflops"] = round(matmul_gflops(torch.float32, n=n, repeats=reps), 1)
+    i8 = bp.int8_matmul_gops(n=n, repeats=reps)
+    info["matmul_int8_gops"] = None if i8 is None else round(i8, 1)
     rows = []
     for e in entries:
         print(f"bench {e.id} ...", flush=True)
         rows += bench_model(e, sizes, channels, repeats, info["matmul_bf16_gflops"])
-    tiled, compare, ablation = [], [], []
+    tiled, compare, ablation, precisions, cold = [], [], [], [], []
     ids = [e.id for e in entries]
+    ceilings = {"fp32": info["matmul_fp32_gflops"], "bf16": info["matmul_bf16_gflops"], "int8": info["matmul_int8_gops"]}
+    focus = [e for e in entries if e.kind == "generator" and e.available and ("cli-default" in e.roles or "live" in e.roles)]
+    for e in focus:
+        print(f"bench precisions {e.id} ...", flush=True)
+        precisions += bp.bench_precisions(e, _time, forward_gflop(zoo.load(e.id), 128, 128), ceilings, repeats=repeats)
     if not quick:
-        for e in entries:
-            if e.kind == "generator" and ("cli-default" in e.roles or "live" in e.roles):
-                print(f"bench tiled {e.id} 2048x2048 ...", flush=True)
-                tiled.append(bench_tiled(e))
+        from .tiling import DEFAULT_TILE
+
+        for e in focus:
+            for prec, tile, label in (("bf16", 256, "previous default: bf16, tile 256"),
+                                      ("int8", 256, "int8, tile 256"),
+                                      ("auto", DEFAULT_TILE, f"default: auto precision, tile {DEFAULT_TILE}")):
+                print(f"bench tiled {e.id} 2048x2048 {label} ...", flush=True)
+                tiled.append(bp.bench_tiled(e, prec, tile, _rss_peak_reset, _rss_mb, label=label))
+        app = list(zoo.with_role("app-default"))
+        if all(zoo.get_entry(m).available for m in app):
+            print("bench cold start ...", flush=True)
+            cold = bp.bench_cold_start(app)
         for e in entries:
             if e.kind == "generator" and ("cli-default" in e.roles or "live" in e.roles):
                 print(f"bench ablation {e.id} ...", flush=True)
@@ -282,21 +295,31 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
         print("bench the app's comparison ...", flush=True)
         compare.append(bench_compare(repeats=repeats))
     info["load_avg_1min_end"] = _load()
-    return {"machine": info, "rows": rows, "tiled": tiled, "compare": compare, "ablation": ablation}
+    return {"machine": info, "rows": rows, "tiled": tiled, "compare": compare, "ablation": ablation,
+            "precisions": precisions, "cold_start": cold}
 
 
 def to_markdown(result: dict, command: str) -> str:
     m = result["machine"]
     lines = ["# Benchmark", "", f"Command: `{command}`", "",
              f"Machine: {m['hardware']}; {m['platform']}; Python {m['python']}; native bf16: {m['cpu_bf16']}.",
-             f"Matmul {m.get('matmul_n', 2048)}^3: bf16 {m['matmul_bf16_gflops']} GFLOP/s, fp32 {m['matmul_fp32_gflops']} GFLOP/s.",
+             f"Matmul {m.get('matmul_n', 2048)}^3: bf16 {m['matmul_bf16_gflops']} GFLOP/s, fp32 {m['matmul_fp32_gflops']} GFLOP/s, "
+             f"int8 {m.get('matmul_int8_gops')} GOP/s; CPU int8 dot-product instructions: {m.get('cpu_int8')}.",
              f"Threads: {m['threads']} of {m.get('cpus')} CPUs; backend {m.get('backend', 'torch')}; "
              f"1-minute load average {m.get('load_avg_1min')} at the start, {m.get('load_avg_1min_end')} at the end "
              f"(an idle machine reads about 0; a loaded one gives slower, noisier numbers).", "",
              "Latency per frame (whole image, no tiling), median of repeats after a warm-up; p10/p90 = spread.", ""]
     lines += markdown_table(result["rows"])
+    if result.get("precisions"):
+        lines += ["", "## Precisions in one run (fast path, 128x128 -> 512x512, one channel)", "",
+                  "`asked`: the precision requested; `ran`: what ran (int8 needs a quantised model pinned for "
+                  "these weights, `sr quantize`). `share_of_matmul`: achieved multiply-adds against this run's "
+                  "matmul probe of the same precision.", ""] + markdown_table(result["precisions"])
     if result.get("tiled"):
-        lines += ["", "## Tiled path, 2048x2048 input", ""] + markdown_table(result["tiled"])
+        lines += ["", "## Tiled path, 2048x2048 input (uint8 in and out)", ""] + markdown_table(result["tiled"])
+    if result.get("cold_start"):
+        lines += ["", "## Cold start (`sr.upscale` of the app's default models, first call after process start)", ""]
+        lines += markdown_table(result["cold_start"])
     if result.get("compare"):
         lines += ["", "## The app's comparison (its default models in turn, one 128x128 grey image)", ""]
         lines += markdown_table(result["compare"])

@@ -180,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", default="sr_out")
     u.add_argument("--tile", type=int, default=192, help="tile size in LR pixels (0: whole image)")
     u.add_argument("--overlap", type=int, default=None, help="tile margin (default: receptive field)")
-    u.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default=None,
-                   help="fp16: CUDA only")
+    u.add_argument("--precision", choices=["auto", "int8", "bf16", "fp16", "fp32"], default=None,
+                   help="fp16: CUDA only; int8: CPU, models quantised by `sr quantize`")
     u.add_argument("--device", default=None, help=DEVICE_HELP)
     u.add_argument("--normalize", choices=["auto", "dtype", "percentile"], default="auto")
     u.add_argument("--blend", type=float, default=None,
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="docs", help="folder for the markdown and CSV tables")
     e.add_argument("--name", default=None, help="name of the table files")
     e.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    e.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default=None)
+    e.add_argument("--precision", choices=["auto", "int8", "bf16", "fp16", "fp32"], default=None)
     e.add_argument("--device", default=None, help=DEVICE_HELP)
     e.add_argument("--segmentation", action="store_true", help="also nuclei Dice/count on blue images")
     e.add_argument("--baseline", default="bicubic", help="paired differences against this method (default bicubic)")
@@ -284,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     bio.add_argument("--validate", action="store_true", help="run bioimageio.core's test on the package (offline)")
     bio.add_argument("--blend", type=float, default=None, help="GANs: blend with the pixel-loss parent (default: validated)")
     bio.set_defaults(func=_lazy("bioimage", "cli"))
+
+    q = sub.add_parser("quantize", help="int8 model of a zoo generator (OpenVINO NNCF, calibrated on training patches)")
+    q.add_argument("models", nargs="+", help="zoo ids of generators, or 'all'")
+    q.add_argument("--data", required=True, help="training folder (its validation fields choose what stays out of int8)")
+    q.add_argument("--patches", type=int, default=96, help="calibration patches")
+    q.set_defaults(func=_lazy("int8", "cli"))
 
     m = sub.add_parser("mos", help="blind MOS study: build the item pool, report results")
     m.add_argument("mos_args", nargs=argparse.REMAINDER)

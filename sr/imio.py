@@ -360,15 +360,28 @@ def normalize(a: np.ndarray, mode: str = "auto", percentiles=(0.1, 99.9)) -> tup
     return x.astype(np.float32), Norm(lo, hi, a.dtype)
 
 
+def output_dtype(norm: Norm):
+    """The dtype :func:`denormalize` returns for images normalised with ``norm``."""
+    return norm.dtype if norm.dtype in (np.uint8, np.uint16) else np.dtype(np.float32)
+
+
+def denormalize_values(x: np.ndarray, norm: Norm, channel_axis: int = 0) -> np.ndarray:
+    """Model output float values -> the input's dtype and range (no layout change); ``x``'s
+    axis ``channel_axis`` indexes the image's channels. Works in place on a float32 copy."""
+    shape = [1] * x.ndim
+    shape[channel_axis] = -1
+    y = np.multiply(x, (norm.hi - norm.lo).astype(np.float32).reshape(shape), dtype=np.float32)
+    y += norm.lo.astype(np.float32).reshape(shape)
+    if norm.dtype in (np.uint8, np.uint16):
+        np.rint(y, out=y)
+        np.clip(y, 0, np.iinfo(norm.dtype).max, out=y)
+        return y.astype(norm.dtype)
+    return y
+
+
 def denormalize(x: np.ndarray, norm: Norm, like_ndim: int) -> np.ndarray:
     """Model output float (C,H,W) -> image in the input's dtype, range and layout."""
-    y = x * (norm.hi - norm.lo)[:, None, None] + norm.lo[:, None, None]
-    y = from_channels(y, like_ndim)
-    if norm.dtype == np.uint8:
-        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
-    if norm.dtype == np.uint16:
-        return np.clip(np.rint(y), 0, 65535).astype(np.uint16)
-    return y.astype(np.float32)
+    return np.ascontiguousarray(from_channels(denormalize_values(x, norm), like_ndim))
 
 
 def to_uint8_display(a: np.ndarray) -> np.ndarray:

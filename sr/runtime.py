@@ -3,10 +3,14 @@
 * ``bf16``: bfloat16 weights and activations in channels_last layout. Used by default on CPUs
   with native bf16 (AVX512-BF16 / AMX), where oneDNN runs these convnets several times faster.
 * ``fp32``: plain float32 everywhere else. fp16 is never used on CPU.
+* ``int8`` (CPU, OpenVINO): the model's quantised form (:mod:`sr.int8`), where one was made and
+  pinned for exactly these weights; ``auto`` picks it on CPUs with int8 dot-product
+  instructions (VNNI / AMX-INT8). Asked for where there is none (another blend, the torch
+  backend), the model runs in bf16 (or fp32) and says so in ``.fast_precision``.
 * On CUDA (``SR_DEVICE``, :mod:`sr.device`): ``auto`` is bf16 (fp16 on GPUs without bf16);
   ``fp16`` is allowed there only.
 
-``SR_PRECISION=fp32|bf16|fp16|auto`` overrides the default.
+``SR_PRECISION=fp32|bf16|fp16|int8|auto`` overrides the default.
 
 :func:`optimize_for_inference` turns a zoo generator into a :class:`FastGenerator` computing
 the same function (exactly, up to float rounding) faster:
@@ -42,7 +46,7 @@ from .settings import settings
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+PRECISIONS = ("auto", "int8", "bf16", "fp16", "fp32")
 BACKENDS = ("torch", "openvino", "auto")
 
 
@@ -75,6 +79,8 @@ def resolve_precision(precision: str | None = None, device: str | torch.device =
         return "bf16" if cpu_has_bf16() else "fp32"
     if precision == "fp16" and not cuda:
         raise ValueError("fp16 runs on CUDA only (on CPU use bf16 or fp32)")
+    if precision == "int8" and cuda:
+        raise ValueError("int8 runs on the CPU only (OpenVINO); on CUDA use bf16, fp16 or fp32")
     return precision
 
 
@@ -288,33 +294,42 @@ def resolve_backend(backend: str | None = None) -> str:
     return backend
 
 
-def optimize_for_inference(model: torch.nn.Module, precision: str = "auto",
+def optimize_for_inference(model: torch.nn.Module, precision: str | None = "auto",
                            backend: str | None = None, device: str | None = None) -> torch.nn.Module:
     """A fast inference copy of ``model`` (the original is left untouched) on ``device``
     (default ``SR_DEVICE``; see :mod:`sr.device`).
 
     Generators become a :class:`FastGenerator`; any other module gets BN folding (and
     channels_last when bf16/fp16) and is run under autocast by :func:`sr.tiling.run_tiled`.
-    OpenVINO is a CPU backend: on CUDA the torch core runs.
-    The result has ``.fast_precision``, ``.config`` and ``.zoo_entry`` (when ``model`` has them).
+    OpenVINO is a CPU backend: on CUDA the torch core runs. With OpenVINO the model is
+    converted and compiled here (not on its first call), through the disk cache of
+    :mod:`sr.ovcache`; ``.first_use`` says how long that took and whether the cache had it.
+    The result has ``.fast_precision`` (the precision it really runs in), ``.config`` and
+    ``.zoo_entry`` (when ``model`` has them).
     """
     from .arch import fold_batchnorm
     from .device import resolve_device
 
     device = resolve_device(device)
     cuda = torch.device(device).type == "cuda"
-    precision = resolve_precision(precision, device)
+    requested = precision or settings().precision
+    precision = resolve_precision(requested, device)
     configure_threads()
     if _is_generator(model):
-        fast = FastGenerator(model, precision, device)
         chosen = resolve_backend(backend)
-        if chosen == "openvino" and not cuda:
-            fast = _openvino_core(fast) or fast
-        elif settings().compile:
-            fast.core = torch.compile(fast.core, dynamic=False)
-        if chosen == "openvino" and cuda and (backend or settings().backend) == "openvino":
-            log.warning("SR_BACKEND=openvino is CPU-only; on %s the torch core runs", device)
+        if chosen == "openvino" and not cuda and _openvino_installed():
+            fast = _openvino_generator(model, requested, precision)
+        else:
+            if precision == "int8":
+                precision = _int8_fallback(model, "the torch backend has no int8 path")
+            fast = FastGenerator(model, precision, device)
+            if settings().compile:
+                fast.core = torch.compile(fast.core, dynamic=False)
+            if chosen == "openvino" and cuda and (backend or settings().backend) == "openvino":
+                log.warning("SR_BACKEND=openvino is CPU-only; on %s the torch core runs", device)
     else:
+        if precision == "int8":
+            precision = _int8_fallback(model, "only zoo generators have an int8 form")
         fast = fold_batchnorm(copy.deepcopy(model).eval()).to(device)
         if precision in ("bf16", "fp16"):
             fast = fast.to(memory_format=torch.channels_last)
@@ -325,51 +340,67 @@ def optimize_for_inference(model: torch.nn.Module, precision: str = "auto",
     return fast
 
 
+def _int8_fallback(model: nn.Module, why: str) -> str:
+    entry = getattr(model, "zoo_entry", None)
+    fallback = "bf16" if cpu_has_bf16() else "fp32"
+    log.warning("int8 asked for %s, but %s; running %s", getattr(entry, "id", "this model"), why, fallback)
+    return fallback
+
+
 # ---------------------------------------------------------------------------- OpenVINO (optional)
 
+def _openvino_installed() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        log.warning("SR_BACKEND=openvino but the openvino package is not installed; using torch")
+        return False
+    return True
+
+
 class _OpenVINOCore(nn.Module):
-    """Runs the rewritten generator with OpenVINO (compiled once, lazily, for dynamic shapes)."""
+    """Runs a compiled OpenVINO model of the rewritten generator (dynamic input shapes)."""
 
-    def __init__(self, core: nn.Module, precision: str, in_channels: int):
+    def __init__(self, compiled):
         super().__init__()
-        import threading
-
-        self._torch_core = copy.deepcopy(core).float()
-        self._precision = precision
-        self._in_channels = in_channels
-        self._compiled = None
-        self._lock = threading.Lock()
-
-    def _get(self):
-        import openvino as ov
-
-        with self._lock:
-            if self._compiled is None:
-                ex = torch.zeros(1, self._in_channels, 32, 32)
-                with torch.no_grad():
-                    om = ov.convert_model(self._torch_core, example_input=ex,
-                                          input=[ov.PartialShape([-1, self._in_channels, -1, -1])])
-                cfg = {"INFERENCE_PRECISION_HINT": "bf16" if self._precision == "bf16" else "f32",
-                       "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
-                self._compiled = ov.Core().compile_model(om, "CPU", cfg)
-            return self._compiled
+        self._compiled = compiled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        request = self._get().create_infer_request()  # one per call: thread-safe
+        request = self._compiled.create_infer_request()  # one per call: thread-safe
         y = request.infer({0: x.float().contiguous().numpy()})
         return torch.from_numpy(next(iter(y.values())).copy())
 
 
-def _openvino_core(fast: FastGenerator) -> FastGenerator | None:
-    """Swap the torch core for OpenVINO when ``openvino`` is importable (else ``None``)."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        log.warning("SR_BACKEND=openvino but the openvino package is not installed; using torch")
-        return None
-    fast.core = _OpenVINOCore(fast.core, fast.fast_precision, fast.config.get("in_channels", 1))
-    fast.dtype = torch.float32
-    fast.device = torch.device("cpu")
-    fast.memory_format = torch.contiguous_format
+def _openvino_generator(model: nn.Module, requested: str, precision: str) -> FastGenerator:
+    """The rewritten generator converted (fp32 graph), then compiled in ``precision``: its int8
+    model (:mod:`sr.int8`) when asked for or (``auto``) when the CPU has int8 instructions and a
+    quantised model pinned for exactly these weights exists; else bf16/fp32."""
+    import time
+
+    from . import ovcache
+
+    t0 = time.perf_counter()
+    fast = FastGenerator(model, "fp32", "cpu")
+    fingerprint = ovcache.fingerprint(fast.core)
+    int8_xml = None
+    entry = getattr(model, "zoo_entry", None)
+    if precision == "int8" or (requested == "auto" and entry is not None):
+        from . import int8
+
+        if precision == "int8" or int8.cpu_has_int8():
+            int8_xml = int8.find(entry.id, fingerprint) if entry is not None else None
+        if int8_xml is None and precision == "int8":
+            precision = _int8_fallback(model, "no quantised model matches these weights "
+                                              "(`python -m sr quantize MODEL` makes one)")
+    threads = torch.get_num_threads()
+    if int8_xml is not None:
+        compiled, hit, precision = ovcache.compile_model(int8_xml, "int8", threads), None, "int8"
+    else:
+        compiled, hit = ovcache.compiled(fast.core, fast.config.get("in_channels", 1), precision, threads,
+                                         fingerprint)
+    fast.core = _OpenVINOCore(compiled)
+    fast.fast_precision = precision
     fast.backend = "openvino"
+    fast.memory_format = torch.contiguous_format
+    fast.first_use = {"seconds": round(time.perf_counter() - t0, 3), "cache_hit": hit}
     return fast

@@ -39,10 +39,12 @@ class Settings:
     weights_dir: str | None = _var("SR_WEIGHTS_DIR", None, "folder of the model folders (default `weights/`)")
     hub_org: str | None = _var("SR_HUB_ORG", None, "Hub organisation of the zoo repos (default: the registry's)")
     hub_probe_timeout: float = _var("SR_HUB_PROBE_TIMEOUT", 3.0, "seconds of the one Hub reachability probe", float)
-    precision: str = _var("SR_PRECISION", "auto", "`auto`, `bf16`, `fp16` (CUDA only) or `fp32` inference/training precision")
+    precision: str = _var("SR_PRECISION", "auto", "`auto`, `int8` (CPU inference, OpenVINO), `bf16`, `fp16` (CUDA only) or `fp32` inference/training precision")
     device: str = _var("SR_DEVICE", "auto", "`auto` (CUDA when available), `cpu` or `cuda`: where inference and training run")
     backend: str = _var("SR_BACKEND", "auto", "`auto` (OpenVINO when installed), `openvino` or `torch`")
     threads: int | None = _var("SR_THREADS", None, "torch intra-op threads (default: torch's)", int)
+    cache_dir: str | None = _var("SR_CACHE_DIR", None, "converted/compiled inference models (default `~/.cache/sr/compiled`)")
+    cache_max_bytes: int = _var("SR_CACHE_MAX_BYTES", 2 * 2**30, "that cache on disk (least recently used evicted first)", int)
     compile: bool = _var("SR_COMPILE", False, "`1`: torch.compile the fast path (torch backend)", _bool)
     max_pixels: int = _var("SR_MAX_PIXELS", 4096 * 4096, "largest input image (H x W) read", int)
     runs_dir: str | None = _var("SR_RUNS_DIR", None, "training run state (default `~/.cache/sr/runs`)")
@@ -109,6 +111,10 @@ class Settings:
     @property
     def runs_path(self) -> Path:
         return Path(self.runs_dir) if self.runs_dir else Path.home() / ".cache" / "sr" / "runs"
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path.home() / ".cache" / "sr" / "compiled"
 
     @property
     def app_tmp_path(self) -> Path:

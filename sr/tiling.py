@@ -42,8 +42,13 @@ def run_tiled(
     overlap: int | None = None,
     precision: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+    out_dtype=np.float32,
 ) -> np.ndarray:
-    """Run ``model`` on a float (N,C,H,W) array in tiles; returns float32 (N,C',H*s,W*s)."""
+    """Run ``model`` on a float (N,C,H,W) array in tiles; returns float32 (N,C',H*s,W*s).
+
+    ``finish`` maps each finished float32 tile (N,C',h,w) to ``out_dtype`` (e.g. back to the
+    image's 8-bit range) as it is written, so no full-size float32 copy of the result is held."""
     dev = module_device(model)
     precision = resolve_precision(precision, dev)
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not torch.is_tensor(x) else x.float()
@@ -59,7 +64,7 @@ def run_tiled(
     if tile is None or tile <= 0:
         tile = max(h, w)
     out_c = getattr(model, "config", {}).get("out_channels", xt.shape[1])
-    out = np.empty((n, out_c, h * scale, w * scale), dtype=np.float32)
+    out = np.empty((n, out_c, h * scale, w * scale), dtype=np.float32 if finish is None else out_dtype)
     ys, xs = _spans(h, tile), _spans(w, tile)
     total, done = len(ys) * len(xs), 0
     self_casting = getattr(model, "self_casting", False)  # a FastGenerator casts by itself
@@ -76,8 +81,8 @@ def run_tiled(
                 y = model(patch)
             y = y.float()
             oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
-            out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = (
-                y[:, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale].cpu().numpy())
+            core = y[:, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale].cpu().numpy()
+            out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = core if finish is None else finish(core)
             done += 1
             if progress is not None:
                 progress(done, total)

@@ -48,6 +48,7 @@ class ModelEntry:
     revision: str | None = None
     sha256: str | None = None
     card: dict = field(default_factory=dict)
+    int8: dict = field(default_factory=dict)  # pins of the quantised model (sr/int8.py), when made
     roles: tuple = ()  # "app-default" (compared by default in the app), "live" (webcam), "cli-default"
 
     def __post_init__(self):

@@ -17,6 +17,18 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 from sr.testing import TINY_ARCHS, make_tiny_zoo  # noqa: F401,E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _model_cache(tmp_path_factory):
+    """Converted/compiled models go to one folder per test session, never the user's cache."""
+    old = os.environ.get("SR_CACHE_DIR")
+    os.environ["SR_CACHE_DIR"] = str(tmp_path_factory.mktemp("sr-compiled"))
+    yield
+    if old is None:
+        os.environ.pop("SR_CACHE_DIR", None)
+    else:
+        os.environ["SR_CACHE_DIR"] = old
+
+
 @contextlib.contextmanager
 def zoo_env(monkeypatch, reg, weights):
     """Use the registry ``reg`` and weights folder ``weights`` inside the block (caches cleared

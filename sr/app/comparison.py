@@ -143,7 +143,11 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
                 row["label"] = f"{entry.title} (blend {b:g})"
                 row["blend"] = b
             if entry.kind == "generator":
-                api.fast_model(mid, blend=b)  # load once (shared, read-only); not part of the timing
+                t_load = time.perf_counter()
+                net = api.fast_model(mid, blend=b)  # load once (shared, read-only); not part of the timing
+                row["precision"] = getattr(net, "fast_precision", None)
+                if time.perf_counter() - t_load > 0.05:
+                    row["load_s"] = time.perf_counter() - t_load
 
             def on_tile(done, total, i=i, title=entry.title):
                 if progress:
@@ -189,6 +193,10 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
     ok = [r for r in rows if r["status"].startswith("ok")]
     if _channel_notes(rows):
         notes.append(_channel_notes(rows))
+    loads = [r for r in rows if r.get("load_s")]
+    if loads:
+        notes.append("First use (loading and converting the model, not in the time column): " + "; ".join(
+            f"**{r['id']}** {r['load_s']:.1f} s" for r in loads) + ". Later runs reuse the loaded model.")
     skipped = [r for r in rows if not r["status"].startswith("ok")]
     if skipped:
         notes.append("Not run: " + "; ".join(f"**{r['id']}**: {r['status']}" for r in skipped) + ".")

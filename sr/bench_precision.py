@@ -1,0 +1,126 @@
+"""Benchmark parts for precisions and start-up (``python -m sr bench``, measured in the same run):
+
+* the CPU's int8 matmul throughput (``torch._int_mm``, 2048^3), the int8 path's ceiling;
+* one generator at 128->512 in fp32, bf16 and int8 (the precision each really ran in, its
+  speed-up over fp32 and bf16, and its share of the matching matmul ceiling);
+* cold start: the first ``sr.upscale`` of the default models in a fresh process with an empty
+  model cache, then in another fresh process with the cache that run left, against warm calls;
+* the tiled 2048^2 -> 8192^2 run per precision and tile size (time and peak RSS growth).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from . import zoo
+
+
+def int8_matmul_gops(n: int = 2048, repeats: int = 5) -> float | None:
+    """int8 x int8 -> int32 matmul throughput (GOP/s), or ``None`` where torch has none."""
+    try:
+        a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+        b = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+        torch._int_mm(a, b)
+    except (RuntimeError, AttributeError):
+        return None
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch._int_mm(a, b)
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def bench_precisions(entry: zoo.ModelEntry, timer, gflop: float, ceilings: dict, side: int = 128,
+                     repeats: int = 7) -> list[dict]:
+    """fp32, bf16 and int8 fast paths of ``entry`` in one run (one channel, whole image)."""
+    from .api import upscale
+    from .runtime import optimize_for_inference
+
+    plain = zoo.load(entry.id)
+    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
+    rows, ms = [], {}
+    for want in ("fp32", "bf16", "int8"):
+        fast = optimize_for_inference(plain, want)
+        got = fast.fast_precision
+        r = timer(lambda: upscale(img, fast, tile=None), repeats)
+        ms[got] = r["median_ms"]
+        achieved = gflop / (r["median_ms"] / 1e3)
+        ceiling = ceilings.get(got)
+        rows.append({"model": entry.id, "asked": want, "ran": got, "backend": getattr(fast, "backend", "torch"),
+                     "input": f"{side}x{side}x1", **r,
+                     "speedup_vs_fp32": round(ms["fp32"] / r["median_ms"], 2) if "fp32" in ms else None,
+                     "speedup_vs_bf16": round(ms["bf16"] / r["median_ms"], 2) if "bf16" in ms else None,
+                     "achieved_gops": round(achieved, 1),
+                     "share_of_matmul": round(achieved / ceiling, 3) if ceiling else None})
+    return rows
+
+
+_COLD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+import sr
+t_import = time.perf_counter() - t0
+img = (np.random.default_rng(0).random(({side}, {side})) * 255).astype(np.uint8)
+out = {{"import_s": t_import}}
+t = time.perf_counter()
+for m in {models!r}:
+    sr.upscale(img, m)
+out["first_s"] = time.perf_counter() - t
+warm = []
+for _ in range(3):
+    t = time.perf_counter()
+    for m in {models!r}:
+        sr.upscale(img, m)
+    warm.append(time.perf_counter() - t)
+out["warm_s"] = sorted(warm)[1]
+print("COLD" + json.dumps(out))
+"""
+
+
+def bench_cold_start(model_ids, side: int = 128) -> list[dict]:
+    """First call of ``model_ids`` after process start, with an empty and with a filled cache."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sr-cold-") as cache:
+        env = dict(os.environ, SR_CACHE_DIR=cache)
+        for label in ("empty model cache (first start)", "filled model cache (restart)"):
+            code = _COLD.format(side=side, models=list(model_ids))
+            p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
+            line = [x for x in p.stdout.splitlines() if x.startswith("COLD")]
+            if p.returncode or not line:
+                rows.append({"models": ",".join(model_ids), "cache": label, "error": (p.stderr or p.stdout)[-300:]})
+                continue
+            r = json.loads(line[0][4:])
+            rows.append({"models": ",".join(model_ids), "cache": label, "input": f"{side}x{side}x1",
+                         "import_s": round(r["import_s"], 2), "first_call_s": round(r["first_s"], 3),
+                         "warm_call_s": round(r["warm_s"], 3),
+                         "first_over_warm": round(r["first_s"] / r["warm_s"], 2)})
+    return rows
+
+
+def bench_tiled(entry: zoo.ModelEntry, precision: str, tile: int, rss_reset, rss_mb, side: int = 2048,
+                label: str = "") -> dict:
+    """One tiled ``side`` x ``side`` run of ``entry`` (uint8 in and out, as a user runs it)."""
+    from .api import fast_module, upscale
+
+    plain = zoo.load(entry.id)
+    fast = fast_module(plain, precision)
+    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
+    upscale(img[:64, :64], fast, tile=tile)
+    rss_reset()
+    base = rss_mb("VmRSS")
+    t = time.perf_counter()
+    out = upscale(img, fast, tile=tile)
+    dt = time.perf_counter() - t
+    return {"model": entry.id, "path": label, "precision": fast.fast_precision, "input": f"{side}x{side}x1",
+            "output": f"{out.shape[1]}x{out.shape[0]}", "tile": tile, "seconds": round(dt, 2),
+            "peak_rss_growth_mb": round(rss_mb("VmHWM") - base, 1), "output_mb": round(out.nbytes / 2 ** 20, 1)}

@@ -1,0 +1,178 @@
+"""int8 models (sr/int8.py), the disk cache of converted models (sr/ovcache.py) and one fast
+path for ids and loaded modules (sr.api.fast_module)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, SHARED_DATA, blobs, zoo_env
+from sr import api, imio, int8, metrics, ovcache, runtime, zoo
+from sr.testing import make_tiny_zoo
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SR_BACKEND", "openvino")
+    return tmp_path / "cache"
+
+
+def test_converted_model_is_cached_on_disk_and_rebuilt_when_torn(tiny_zoo, fresh_cache, caplog):
+    g = zoo.load("srgan-improved")
+    first = runtime.optimize_for_inference(g, "fp32")
+    assert first.first_use["cache_hit"] is False
+    irs = list((fresh_cache / "ir").iterdir())
+    assert len(irs) == 1 and (irs[0] / "model.xml").is_file() and (irs[0] / "model.bin").is_file()
+    assert json.loads((irs[0] / "source.json").read_text())["core_sha256"] == ovcache.fingerprint(
+        runtime.FastGenerator(g, "fp32").core)
+    again = runtime.optimize_for_inference(g, "fp32")  # a restarted process finds it
+    assert again.first_use["cache_hit"] is True
+    x = blobs(20, 24).astype(np.float32)[None, None] / 255
+    with torch.inference_mode():
+        assert torch.equal(first(torch.from_numpy(x)), again(torch.from_numpy(x)))
+    (irs[0] / "model.xml").write_text("<net>torn")  # a crash mid-write elsewhere, a bad disk
+    with caplog.at_level(logging.WARNING):
+        rebuilt = runtime.optimize_for_inference(g, "fp32")
+    assert rebuilt.first_use["cache_hit"] is False and "unusable" in caplog.text
+    assert runtime.optimize_for_inference(g, "fp32").first_use["cache_hit"] is True
+
+
+def test_cache_key_follows_the_weights_and_the_folder_is_bounded(tiny_zoo, fresh_cache, monkeypatch):
+    g = zoo.load("srgan-improved")
+    runtime.optimize_for_inference(g, "fp32")
+    with torch.no_grad():
+        g.head[0].weight.add_(0.01)  # other weights: never the cached model of the old ones
+    assert runtime.optimize_for_inference(g, "fp32").first_use["cache_hit"] is False
+    assert len(list((fresh_cache / "ir").iterdir())) == 2
+    old = sorted((fresh_cache / "ir").iterdir(), key=lambda p: p.stat().st_mtime)
+    os.utime(old[0], (1, 1))  # least recently used
+    ovcache.prune(max_bytes=ovcache._size(old[1]) + 1)
+    left = list((fresh_cache / "ir").iterdir())
+    assert old[0] not in left and old[1] in left
+
+
+def test_unwritable_cache_still_runs(tiny_zoo, tmp_path, monkeypatch):
+    monkeypatch.setenv("SR_BACKEND", "openvino")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SR_CACHE_DIR", str(blocker / "cache"))
+    fast = runtime.optimize_for_inference(zoo.load("srgan-improved"), "fp32")
+    assert fast.first_use["cache_hit"] is False
+    assert api.upscale(blobs(16, 16), fast).shape == (64, 64)
+
+
+def test_loaded_module_runs_the_fast_path_of_its_id(tiny_zoo, fresh_cache):
+    img = blobs(20, 28)
+    net = zoo.load("srgan-improved")
+    by_id = api.upscale(img, "srgan-improved", precision="fp32")
+    by_module = api.upscale(img, net, precision="fp32")
+    assert np.array_equal(by_id, by_module)
+    fast = api.fast_module(net, "fp32")
+    assert isinstance(fast, runtime.FastGenerator) and api.fast_module(net, "fp32") is fast  # built once
+    with torch.no_grad():
+        net.tail.weight.mul_(0.5)  # fine-tuned in place: the fast copy is rebuilt
+    assert api.fast_module(net, "fp32") is not fast
+    assert not np.array_equal(api.upscale(img, net, precision="fp32"), by_module)
+    assert api.fast_module(fast) is fast  # already fast: as it is
+
+
+def _train_folder(root, n=24):
+    """Fluorescence-like images named like HPA fields (some land in the validation split)."""
+    folder = root / "hpa_train"
+    folder.mkdir()
+    for i in range(n):
+        a = blobs(96, 96, seed=i)
+        imio.write_image(folder / f"{i:08d}-0000-0000-0000-000000000000_blue.png", a)
+    return folder
+
+
+@pytest.fixture
+def tiny_int8(tmp_path, monkeypatch, fresh_cache):
+    pytest.importorskip("nncf")
+    with zoo_env(monkeypatch, *make_tiny_zoo(tmp_path)) as z:
+        monkeypatch.setattr(int8, "TOLERANCE_DB", 5.0)  # random tiny nets: the mechanism, not accuracy
+        monkeypatch.setattr(int8, "cpu_has_int8", lambda: True)
+        r = int8.build("srgan-improved", _train_folder(tmp_path), calib_n=8)
+        yield z, r
+
+
+def test_quantize_writes_pins_and_runs_int8(tiny_int8, caplog):
+    (reg, weights), r = tiny_int8
+    folder = weights / "srgan-improved"
+    for name in (int8.XML, int8.BIN, int8.INFO):
+        assert (folder / name).is_file()
+    info = json.loads((folder / int8.INFO).read_text())
+    assert info["calibration"]["split"].startswith("train") and info["validation"]["images"] >= 1
+    pin = zoo.get_entry("srgan-improved").int8
+    assert pin["xml_sha256"] == zoo.sha256_file(folder / int8.XML) and pin["variant"] == r["variant"]
+    img = blobs(24, 24)
+    ref = api.upscale(img, "srgan-improved", precision="fp32")
+    net = api.fast_model("srgan-improved", "int8")
+    assert net.fast_precision == "int8"
+    assert api.fast_model("srgan-improved").fast_precision == "int8"  # auto, on an int8 CPU
+    assert api.fast_model("srgan-improved", "bf16").fast_precision in ("bf16", "fp32")  # asked: kept
+    out = api.upscale(img, "srgan-improved", precision="int8")
+    assert out.shape == ref.shape and metrics.psnr(ref, out) > 25
+    assert api.upscale(img, zoo.load("srgan-improved"), precision="int8").dtype == np.uint8  # module: same path
+    # another blend is other weights: no int8 model for it, bf16/fp32 instead (and said so)
+    api._fast.clear()
+    with caplog.at_level(logging.WARNING):
+        other = runtime.optimize_for_inference(zoo.load("srgan"), "int8")
+    assert other.fast_precision in ("bf16", "fp32") and "sr quantize" in caplog.text
+
+
+def test_tampered_int8_file_is_not_used(tiny_int8, caplog):
+    (reg, weights), _ = tiny_int8
+    b = weights / "srgan-improved" / int8.BIN
+    data = bytearray(b.read_bytes())
+    data[-1] ^= 0xFF
+    b.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        net = runtime.optimize_for_inference(zoo.load("srgan-improved"), "int8")
+    assert net.fast_precision != "int8" and "do not match the registry pin" in caplog.text
+
+
+def test_calibration_refuses_a_test_split(tmp_path):
+    test_dir = tmp_path / "test_sample"
+    test_dir.mkdir()
+    with pytest.raises(ValueError, match="never on a test split"):
+        int8.calibration_set(test_dir)
+
+
+def test_int8_is_cpu_only():
+    with pytest.raises(ValueError, match="CPU only"):
+        runtime.resolve_precision("int8", "cuda")
+
+
+def _shipped_int8():
+    return [e.id for e in zoo.entries("generator") if e.int8]
+
+
+@pytest.mark.parametrize("model_id", _shipped_int8() or ["(none)"])
+def test_shipped_int8_models_match_their_weights(model_id, fresh_cache, monkeypatch):
+    """Each pinned int8 model was made from the weights (and default blend) that ship, and stays
+    within 0.5 dB of the fp32 path on the model's own test input."""
+    if model_id == "(none)":
+        pytest.skip("no model has an int8 form yet")
+    monkeypatch.setenv("SR_REGISTRY", str(REPO / "sr" / "zoo.json"))
+    monkeypatch.setenv("SR_WEIGHTS_DIR", str(REPO / "weights"))
+    zoo.reload_registry()
+    api._fast.clear()
+    _, fp, _ = int8.source_core(model_id)
+    assert zoo.get_entry(model_id).int8["core_sha256"] == fp, "weights or default blend changed: run sr quantize"
+    assert int8.find(model_id, fp) is not None
+    x = np.load(REPO / "weights" / model_id / "test_input.npy")
+    ref = np.load(REPO / "weights" / model_id / "test_output.npy")
+    net = api.fast_model(model_id, "int8")
+    assert net.fast_precision == "int8"
+    with torch.inference_mode():
+        y = net(torch.from_numpy(x)).numpy()
+    mse = float(np.mean((y - ref) ** 2))
+    assert 10 * np.log10(1.0 / max(mse, 1e-12)) > 35
