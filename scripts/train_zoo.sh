@@ -2,7 +2,8 @@
 # Train the whole zoo in dependency order on the HPA train split (resumable: rerun to continue).
 # Usage: scripts/train_zoo.sh [DATA_DIR]
 # The order comes from the registry's recipes (`python -m sr zoo --train-order`): feature networks,
-# then pixel-loss generators, then the GANs fine-tuned from them. Run state lives outside the work
+# then pixel-loss generators, then the GANs fine-tuned from them; each generator is then quantised
+# to int8 (`python -m sr quantize`; after `sr blend choose --write`, quantise a GAN again). Run state lives outside the work
 # tree (SR_RUNS_DIR, default ~/.cache/sr/runs), so a new checkout resumes where the last one stopped;
 # logs: $RUNS/train_zoo.log, per model $RUNS/<id>/log.csv (copied to docs/training/<id>.csv when a
 # run ends) and validation grids $RUNS/<id>/val_*.png. Each run exports the checkpoint its recipe's
@@ -26,12 +27,16 @@ run() {  # run ID STEPS VAL_EVERY EXTRA...: train, then copy the run's log next 
      --decay-from $((steps / 2)) --val-every "$val" ${THREADS:+--threads "$THREADS"} "$@")
   cp "$RUNS/$id/log.csv" "$ROOT/docs/training/$id.csv"
 }
+quantize() {  # the int8 model of a new generator (calibrated on the same training split)
+  (cd "$SNAP" && python -m sr quantize "$1" --data "$DATA") || echo "quantize $1 failed: it runs in bf16"
+}
 (cd "$SNAP" && python -m sr zoo --train-order) | while read -r id stage roles; do
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $id "* ]]; then continue; fi
   case "$stage" in
     featurenet) run "$id" "$FEAT_STEPS" 250 --batch 32 ;;
-    pretrain) if [[ "$roles" == *live* ]]; then run "$id" "$LITE_STEPS" 500; else run "$id" "$PRETRAIN_STEPS" 500 --patch 128; fi ;;
-    gan) run "$id" "$GAN_STEPS" 250 ;;
+    pretrain) if [[ "$roles" == *live* ]]; then run "$id" "$LITE_STEPS" 500; else run "$id" "$PRETRAIN_STEPS" 500 --patch 128; fi
+              quantize "$id" ;;
+    gan) run "$id" "$GAN_STEPS" 250; quantize "$id" ;;
   esac
 done >> "$RUNS/train_zoo.log" 2>&1
 echo "== $(date -u +%FT%TZ) all done" >> "$RUNS/train_zoo.log"

@@ -51,7 +51,11 @@ def build_demo() -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    warm_ids = zoo_ui.default_model_ids() + tuple(zoo_ui.zoo.with_role("live"))
+    # the default models first, then the webcam model, then the rest of the zoo (from the disk cache
+    # of converted models, sr/ovcache.py, a restart loads each in well under a second)
+    first = zoo_ui.default_model_ids() + tuple(zoo_ui.zoo.with_role("live"))
+    rest = tuple(e.id for e in zoo_ui.zoo.super_resolvers() if e.learned and e.id not in first)
+    warm_ids = tuple(dict.fromkeys(first + rest))
     if settings().app_warmup and on_zerogpu():  # on CUDA in the main process, before any GPU worker forks
         zoo_ui.warm_up(warm_ids)
     elif settings().app_warmup:  # load the default models (on the GPU when there is one) while the page opens
