@@ -285,10 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     bio.add_argument("--blend", type=float, default=None, help="GANs: blend with the pixel-loss parent (default: validated)")
     bio.set_defaults(func=_lazy("bioimage", "cli"))
 
-    q = sub.add_parser("quantize", help="int8 model of a zoo generator (OpenVINO NNCF, calibrated on training patches)")
+    q = sub.add_parser("quantize", help="int8 model of a zoo generator (OpenVINO NNCF, calibrated on training images)")
     q.add_argument("models", nargs="+", help="zoo ids of generators, or 'all'")
     q.add_argument("--data", required=True, help="training folder (its validation fields choose what stays out of int8)")
-    q.add_argument("--patches", type=int, default=96, help="calibration patches")
+    q.add_argument("--images", type=int, default=120, help="calibration images (whole LR images of the train split)")
     q.set_defaults(func=_lazy("int8", "cli"))
 
     m = sub.add_parser("mos", help="blind MOS study: build the item pool, report results")

@@ -318,7 +318,9 @@ def optimize_for_inference(model: torch.nn.Module, precision: str | None = "auto
     if _is_generator(model):
         chosen = resolve_backend(backend)
         if chosen == "openvino" and not cuda and _openvino_installed():
-            fast = _openvino_generator(model, requested, precision)
+            from .openvino_path import openvino_generator
+
+            fast = openvino_generator(model, requested, precision)
         else:
             if precision == "int8":
                 precision = _int8_fallback(model, "the torch backend has no int8 path")
@@ -347,8 +349,6 @@ def _int8_fallback(model: nn.Module, why: str) -> str:
     return fallback
 
 
-# ---------------------------------------------------------------------------- OpenVINO (optional)
-
 def _openvino_installed() -> bool:
     import importlib.util
 
@@ -356,51 +356,3 @@ def _openvino_installed() -> bool:
         log.warning("SR_BACKEND=openvino but the openvino package is not installed; using torch")
         return False
     return True
-
-
-class _OpenVINOCore(nn.Module):
-    """Runs a compiled OpenVINO model of the rewritten generator (dynamic input shapes)."""
-
-    def __init__(self, compiled):
-        super().__init__()
-        self._compiled = compiled
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        request = self._compiled.create_infer_request()  # one per call: thread-safe
-        y = request.infer({0: x.float().contiguous().numpy()})
-        return torch.from_numpy(next(iter(y.values())).copy())
-
-
-def _openvino_generator(model: nn.Module, requested: str, precision: str) -> FastGenerator:
-    """The rewritten generator converted (fp32 graph), then compiled in ``precision``: its int8
-    model (:mod:`sr.int8`) when asked for or (``auto``) when the CPU has int8 instructions and a
-    quantised model pinned for exactly these weights exists; else bf16/fp32."""
-    import time
-
-    from . import ovcache
-
-    t0 = time.perf_counter()
-    fast = FastGenerator(model, "fp32", "cpu")
-    fingerprint = ovcache.fingerprint(fast.core)
-    int8_xml = None
-    entry = getattr(model, "zoo_entry", None)
-    if precision == "int8" or (requested == "auto" and entry is not None):
-        from . import int8
-
-        if precision == "int8" or int8.cpu_has_int8():
-            int8_xml = int8.find(entry.id, fingerprint) if entry is not None else None
-        if int8_xml is None and precision == "int8":
-            precision = _int8_fallback(model, "no quantised model matches these weights "
-                                              "(`python -m sr quantize MODEL` makes one)")
-    threads = torch.get_num_threads()
-    if int8_xml is not None:
-        compiled, hit, precision = ovcache.compile_model(int8_xml, "int8", threads), None, "int8"
-    else:
-        compiled, hit = ovcache.compiled(fast.core, fast.config.get("in_channels", 1), precision, threads,
-                                         fingerprint)
-    fast.core = _OpenVINOCore(compiled)
-    fast.fast_precision = precision
-    fast.backend = "openvino"
-    fast.memory_format = torch.contiguous_format
-    fast.first_use = {"seconds": round(time.perf_counter() - t0, 3), "cache_hit": hit}
-    return fast

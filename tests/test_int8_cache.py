@@ -12,6 +12,7 @@ import torch
 
 from conftest import REPO, SHARED_DATA, blobs, zoo_env
 from sr import api, imio, int8, metrics, ovcache, runtime, zoo
+from sr.openvino_path import TapSplitTail, openvino_core
 from sr.testing import make_tiny_zoo
 
 pytest.importorskip("openvino")
@@ -31,7 +32,7 @@ def test_converted_model_is_cached_on_disk_and_rebuilt_when_torn(tiny_zoo, fresh
     irs = list((fresh_cache / "ir").iterdir())
     assert len(irs) == 1 and (irs[0] / "model.xml").is_file() and (irs[0] / "model.bin").is_file()
     assert json.loads((irs[0] / "source.json").read_text())["core_sha256"] == ovcache.fingerprint(
-        runtime.FastGenerator(g, "fp32").core)
+        openvino_core(runtime.FastGenerator(g, "fp32")))
     again = runtime.optimize_for_inference(g, "fp32")  # a restarted process finds it
     assert again.first_use["cache_hit"] is True
     x = blobs(20, 24).astype(np.float32)[None, None] / 255
@@ -97,7 +98,8 @@ def _train_folder(root, n=24):
 def tiny_int8(tmp_path, monkeypatch, fresh_cache):
     pytest.importorskip("nncf")
     with zoo_env(monkeypatch, *make_tiny_zoo(tmp_path)) as z:
-        monkeypatch.setattr(int8, "TOLERANCE_DB", 5.0)  # random tiny nets: the mechanism, not accuracy
+        monkeypatch.setattr(int8, "CHOOSE_DB", 5.0)  # random tiny nets: the mechanism, not accuracy
+        monkeypatch.setattr(int8, "WORST_DB", 50.0)
         monkeypatch.setattr(int8, "cpu_has_int8", lambda: True)
         r = int8.build("srgan-improved", _train_folder(tmp_path), calib_n=8)
         yield z, r
@@ -110,6 +112,7 @@ def test_quantize_writes_pins_and_runs_int8(tiny_int8, caplog):
         assert (folder / name).is_file()
     info = json.loads((folder / int8.INFO).read_text())
     assert info["calibration"]["split"].startswith("train") and info["validation"]["images"] >= 1
+    assert info["calibration"]["images"] == 8 and info["tried"][0]["variant"] == r["variant"]
     pin = zoo.get_entry("srgan-improved").int8
     assert pin["xml_sha256"] == zoo.sha256_file(folder / int8.XML) and pin["variant"] == r["variant"]
     img = blobs(24, 24)
@@ -176,3 +179,48 @@ def test_shipped_int8_models_match_their_weights(model_id, fresh_cache, monkeypa
         y = net(torch.from_numpy(x)).numpy()
     mse = float(np.mean((y - ref) ** 2))
     assert 10 * np.log10(1.0 / max(mse, 1e-12)) > 35
+
+
+def _tiny_improved():
+    from sr.arch import Generator
+    from sr.testing import TINY_ARCHS, _full_arch
+
+    torch.manual_seed(0)
+    return Generator(**_full_arch(**{**TINY_ARCHS["srgan-improved"], "blocks": 2, "width": 16})).eval()
+
+
+def test_widened_ranges_touch_activations_only(tmp_path):
+    pytest.importorskip("nncf")
+    core = runtime.FastGenerator(_tiny_improved(), "fp32").core
+    calib = [blobs(24, 24, seed=i).astype(np.float32)[None, None] / 255 for i in range(4)]
+    q = int8.quantize_model(ovcache._convert(core, 1), calib)
+    wide = int8.widen_ranges(q, 2.0)
+
+    def ranges(m):
+        out = {}
+        for op in m.get_ordered_ops():
+            if op.get_type_name() == "FakeQuantize":
+                weights = op.input_value(0).get_node().get_type_name() == "Constant"
+                out[op.get_friendly_name()] = (weights, op.input_value(2).get_node().get_data().copy())
+        return out
+
+    a, b = ranges(q), ranges(wide)
+    assert a.keys() == b.keys() and any(not w for w, _ in a.values())
+    for k, (weights, hi) in a.items():
+        assert np.allclose(b[k][1], hi if weights else 2 * hi)
+
+
+@pytest.mark.parametrize("co,ci,k", [(4, 16, 5), (4, 8, 3), (12, 8, 3), (1, 4, 9)])
+def test_tap_split_tail_is_the_same_convolution(co, ci, k):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(ci, co, k, padding=k // 2)
+    split = TapSplitTail(conv)
+    z = torch.randn(2, ci, 13, 17)
+    with torch.no_grad():
+        want = torch.nn.functional.pixel_shuffle(conv(z), 2) if co % 4 == 0 else None
+        got = split(z) if co % 4 == 0 else split.gather(split.shift(split.taps(z)))
+        ref = conv(z)
+    if want is not None:
+        assert torch.allclose(got, want, atol=1e-5)
+    else:
+        assert torch.allclose(got, ref, atol=1e-5)
