@@ -267,13 +267,14 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
     for e in entries:
         print(f"bench {e.id} ...", flush=True)
         rows += bench_model(e, sizes, channels, repeats, info["matmul_bf16_gflops"])
-    tiled, compare, ablation, precisions, cold = [], [], [], [], []
+    tiled, compare, ablation, precisions, cold, module_vs_id = [], [], [], [], [], []
     ids = [e.id for e in entries]
     ceilings = {"fp32": info["matmul_fp32_gflops"], "bf16": info["matmul_bf16_gflops"], "int8": info["matmul_int8_gops"]}
     focus = [e for e in entries if e.kind == "generator" and e.available and ("cli-default" in e.roles or "live" in e.roles)]
     for e in focus:
         print(f"bench precisions {e.id} ...", flush=True)
         precisions += bp.bench_precisions(e, _time, forward_gflop(zoo.load(e.id), 128, 128), ceilings, repeats=repeats)
+        module_vs_id += bp.bench_module_vs_id(e, _time, repeats=repeats)
     if not quick:
         from .tiling import DEFAULT_TILE
 
@@ -296,7 +297,7 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
         compare.append(bench_compare(repeats=repeats))
     info["load_avg_1min_end"] = _load()
     return {"machine": info, "rows": rows, "tiled": tiled, "compare": compare, "ablation": ablation,
-            "precisions": precisions, "cold_start": cold}
+            "precisions": precisions, "cold_start": cold, "module_vs_id": module_vs_id}
 
 
 def to_markdown(result: dict, command: str) -> str:
@@ -315,6 +316,9 @@ def to_markdown(result: dict, command: str) -> str:
                   "`asked`: the precision requested; `ran`: what ran (int8 needs a quantised model pinned for "
                   "these weights, `sr quantize`). `share_of_matmul`: achieved multiply-adds against this run's "
                   "matmul probe of the same precision.", ""] + markdown_table(result["precisions"])
+    if result.get("module_vs_id"):
+        lines += ["", "## `sr.upscale(x, id)` vs `sr.upscale(x, sr.load(id))` (alternated, median of 3 rounds)", ""]
+        lines += markdown_table(result["module_vs_id"])
     if result.get("tiled"):
         lines += ["", "## Tiled path, 2048x2048 input (uint8 in and out)", ""] + markdown_table(result["tiled"])
     if result.get("cold_start"):

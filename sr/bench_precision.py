@@ -124,3 +124,19 @@ def bench_tiled(entry: zoo.ModelEntry, precision: str, tile: int, rss_reset, rss
     return {"model": entry.id, "path": label, "precision": fast.fast_precision, "input": f"{side}x{side}x1",
             "output": f"{out.shape[1]}x{out.shape[0]}", "tile": tile, "seconds": round(dt, 2),
             "peak_rss_growth_mb": round(rss_mb("VmHWM") - base, 1), "output_mb": round(out.nbytes / 2 ** 20, 1)}
+
+
+def bench_module_vs_id(entry: zoo.ModelEntry, timer, side: int = 128, repeats: int = 7) -> list[dict]:
+    """``sr.upscale(x, id)`` against ``sr.upscale(x, sr.load(id))`` (the README's example), alternated."""
+    from .api import upscale
+
+    net = zoo.load(entry.id)
+    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
+    upscale(img, entry.id), upscale(img, net)  # both built before timing
+    by_id, by_module = [], []
+    for _ in range(3):
+        by_id.append(timer(lambda: upscale(img, entry.id), repeats)["median_ms"])
+        by_module.append(timer(lambda: upscale(img, net), repeats)["median_ms"])
+    a, b = statistics.median(by_id), statistics.median(by_module)
+    return [{"model": entry.id, "input": f"{side}x{side}x1", "by_id_ms": a, "by_loaded_module_ms": b,
+             "module_over_id": round(b / a, 3)}]

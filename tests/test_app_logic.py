@@ -312,3 +312,23 @@ def test_batch_zip_paired_statistics(tiny_zoo, tmp_path, monkeypatch):
         batch.read_zip(str(bomb))
     with pytest.raises(errors.AppError):
         batch.read_zip(str(tmp_path / "imgs.zip").replace("imgs", "missing"))
+
+
+def test_first_use_is_reported_apart_from_the_time_column(tiny_zoo, hr_png, monkeypatch):
+    """Loading/converting a model is not in its time column; the run says what it cost."""
+    real = api.fast_model
+
+    def slow_first(mid, *a, **kw):
+        if (mid, "slow") not in seen:
+            seen.add((mid, "slow"))
+            time.sleep(0.3)  # a conversion
+        return real(mid, *a, **kw)
+
+    seen = set()
+    monkeypatch.setattr(api, "fast_model", slow_first)
+    st = comparison.run_comparison(hr_png, "hr", ["bicubic", "srgan-improved"])
+    row = next(r for r in st["rows"] if r["id"] == "srgan-improved")
+    assert row["load_s"] >= 0.3 and row["time_s"] < row["load_s"]
+    assert "First use" in st["message"] and "**srgan-improved**" in st["message"]
+    again = comparison.run_comparison(hr_png, "hr", ["srgan-improved"])
+    assert "First use" not in again["message"]

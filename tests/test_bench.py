@@ -28,6 +28,10 @@ def test_bench_quick_cli_writes_json_and_markdown(tmp_path, capsys):
     assert fast["speedup_vs_fp32"] > 0 and fast["achieved_gflops"] > 0 and fast["gflop_per_frame"] > 1
     assert fast["weights"] in ("trained", "random")
     assert r["tiled"] == [] and r["ablation"] == [] and r["compare"] == []  # --quick, subset of models
+    prec = r["precisions"]  # the live model: fp32, bf16 and int8 asked in one run, what ran said
+    assert [x["asked"] for x in prec] == ["fp32", "bf16", "int8"] and all(x["median_ms"] > 0 for x in prec)
+    assert prec[0]["ran"] == "fp32" and prec[2]["ran"] in ("int8", "bf16", "fp32")
+    assert "matmul_int8_gops" in m and r["module_vs_id"][0]["module_over_id"] > 0
     text = md.read_text()
     assert text.startswith("# Benchmark") and "| srgan-lite |" in text and "Matmul 1024^3" in text
     assert "srgan-lite" in capsys.readouterr().out
