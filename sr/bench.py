@@ -281,6 +281,7 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
         for e in focus:
             for prec, tile, label in (("bf16", 256, "previous default: bf16, tile 256"),
                                       ("int8", 256, "int8, tile 256"),
+                                      ("int8", 384, "int8, tile 384 (`--tile 384`)"),
                                       ("auto", DEFAULT_TILE, f"default: auto precision, tile {DEFAULT_TILE}")):
                 print(f"bench tiled {e.id} 2048x2048 {label} ...", flush=True)
                 tiled.append(bp.bench_tiled(e, prec, tile, _rss_peak_reset, _rss_mb, label=label))

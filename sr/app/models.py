@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+from pathlib import Path
+
 import numpy as np
 
 from .. import metrics, zoo
@@ -115,6 +117,29 @@ def warm_up(model_ids=None) -> list[str]:
         except Exception as exc:  # noqa: BLE001 - best effort only
             log.info("warm-up of %s skipped: %s", mid, exc)
     return done
+
+
+def warm_up_comparison(model_ids=None) -> bool:
+    """One tiny comparison with its zoomed views, run and deleted, so a restarted app's first
+    user does not pay for the code paths' first use (lazy imports, fonts, encoders). Never raises."""
+    import tempfile
+
+    from .. import imio
+    from . import comparison, roi, workspace
+
+    model_ids = default_model_ids() if model_ids is None else model_ids
+    try:
+        with tempfile.TemporaryDirectory(prefix="sr-warm-") as tmp:
+            path = Path(tmp) / "warm.png"
+            yy, xx = np.mgrid[:48, :48]
+            imio.write_image(path, (120 * np.exp(-((yy - 20) ** 2 + (xx - 28) ** 2) / 60.0)).astype(np.uint8))
+            state = comparison.run_comparison(str(path), "hr", list(model_ids), session="warm-up")
+            roi.roi_views(state, *state["roi"])
+            workspace.cleanup_state(state)
+        return True
+    except Exception as exc:  # noqa: BLE001 - best effort only
+        log.info("warm-up comparison skipped: %s", exc)
+        return False
 
 
 def featured_model() -> str | None:

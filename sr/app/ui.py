@@ -53,13 +53,18 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # the default models first, then the webcam model, then the rest of the zoo (from the disk cache
     # of converted models, sr/ovcache.py, a restart loads each in well under a second)
-    first = zoo_ui.default_model_ids() + tuple(zoo_ui.zoo.with_role("live"))
+    first = tuple(dict.fromkeys(zoo_ui.default_model_ids() + tuple(zoo_ui.zoo.with_role("live"))))
     rest = tuple(e.id for e in zoo_ui.zoo.super_resolvers() if e.learned and e.id not in first)
     warm_ids = tuple(dict.fromkeys(first + rest))
     if settings().app_warmup and on_zerogpu():  # on CUDA in the main process, before any GPU worker forks
         zoo_ui.warm_up(warm_ids)
     elif settings().app_warmup:  # load the default models (on the GPU when there is one) while the page opens
-        threading.Thread(target=zoo_ui.warm_up, args=(warm_ids,), name="sr-warm-up", daemon=True).start()
+        def warm():
+            zoo_ui.warm_up(warm_ids[:len(first)])
+            zoo_ui.warm_up_comparison()  # the comparison's own code paths
+            zoo_ui.warm_up(warm_ids[len(first):])
+
+        threading.Thread(target=warm, name="sr-warm-up", daemon=True).start()
     demo = build_demo()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(**cfg.server_settings(), max_file_size=cfg.max_file_size(),
