@@ -30,7 +30,7 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     import sr
-    from sr import data, degrade, imio, metrics, spectral, zoo
+    from sr import api, data, degrade, imio, metrics, spectral, zoo
     from sr.runtime import hardware
 
     models = args.models.split(",") if args.models else [e.id for e in zoo.entries("generator") if e.int8]
@@ -38,7 +38,7 @@ def main() -> int:
     result = {"command": "python " + " ".join(sys.argv), "hardware": hardware(), "images": len(files), "models": {}}
     for mid in models:
         for p in ("fp32", "bf16", "int8"):
-            ran = sr.api.fast_model(mid, p).fast_precision
+            ran = api.fast_model(mid, p).fast_precision
             if ran != p:
                 raise SystemExit(f"{mid}: asked for {p}, runs {ran}")
         per = {p: [] for p in ("fp32", "bf16", "int8")}

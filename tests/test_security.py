@@ -73,11 +73,21 @@ def test_no_pickle_no_dynamic_code_no_url_fetching_in_the_code():
 def test_weights_are_safetensors_only():
     """Tracked files hold no pickle-based weights, and every model folder is config + safetensors."""
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
-    pickled = [f for f in tracked if re.search(r"\.(pt|pth|pkl|pickle|ckpt|bin|joblib|npz|h5)$", f, re.I)]
+    # the only .bin files: OpenVINO IR weights of the int8 models (raw tensors, read by OpenVINO's
+    # IR reader, never unpickled), each pinned by sha256 in the registry
+    from sr.zoo import sha256_file
+
+    reg = json.loads((REPO / "sr" / "zoo.json").read_text())
+    ir_weights = {f"weights/{m['id']}/openvino_int8.bin": m["int8"]["bin_sha256"] for m in reg["models"] if m.get("int8")}
+    pickled = [f for f in tracked if re.search(r"\.(pt|pth|pkl|pickle|ckpt|bin|joblib|npz|h5)$", f, re.I)
+               and f not in ir_weights]
     assert pickled == []
+    for f, sha in ir_weights.items():
+        assert sha256_file(REPO / f) == sha, f
     for folder in sorted(p for p in (REPO / "weights").glob("*") if p.is_dir()):
         names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
-        allowed = {"config.json", "model.safetensors", "README.md", ".gitattributes", "test_input.npy", "test_output.npy"}
+        allowed = {"config.json", "model.safetensors", "README.md", ".gitattributes", "test_input.npy", "test_output.npy",
+                   "openvino_int8.xml", "openvino_int8.bin", "int8.json"}
         assert names <= allowed, (folder, names)
     zoo_src = (REPO / "sr" / "zoo.py").read_text()
     assert "safetensors" in zoo_src and "strict=True" in zoo_src
