@@ -239,3 +239,25 @@ def test_kept_out_parts_get_no_quantiser():
             fed |= {t.get_node().get_friendly_name() for t in op.output(0).get_target_inputs()}
     assert fed and not any("aten::add/" in n or "__module.head." in n or "__module.tail." in n for n in fed)
     assert any("__module.body." in n for n in fed)
+
+
+@pytest.mark.parametrize("model_id", [m for m in _shipped_int8() if m in ("srgan-improved",)] or ["(none)"])
+def test_int8_drift_on_hpa_test_images_is_small(model_id, monkeypatch):
+    """The shipped int8 model against fp32 on every 25th HPA test image (8 whole fields): mean
+    PSNR drift within 0.1 dB (docs/int8_drift.md measures all 200)."""
+    folder = SHARED_DATA / "hpa" / "sanch7_kaggle2018_singlechannel" / "test_sample"
+    if model_id == "(none)" or not folder.is_dir():
+        pytest.skip("needs a shipped int8 model and the HPA test sample")
+    from sr import degrade
+
+    monkeypatch.setenv("SR_REGISTRY", str(REPO / "sr" / "zoo.json"))
+    monkeypatch.setenv("SR_WEIGHTS_DIR", str(REPO / "weights"))
+    zoo.reload_registry()
+    api._fast.clear()
+    drifts = []
+    for f in sorted(folder.glob("*.png"))[::25]:
+        hr = degrade.crop_to_multiple(imio.read_image(f)[0])
+        lr = degrade.degrade(hr)
+        p = {prec: metrics.psnr(hr, api.upscale(lr, model_id, precision=prec)) for prec in ("fp32", "int8")}
+        drifts.append(p["int8"] - p["fp32"])
+    assert len(drifts) == 8 and abs(float(np.mean(drifts))) < 0.1, drifts
