@@ -61,15 +61,7 @@ def _rss_mb(field: str) -> float:
 
 
 def matmul_gflops(dtype=torch.bfloat16, n: int = 2048, repeats: int = 5) -> float:
-    a = torch.randn(n, n, dtype=dtype)
-    b = torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return bp.matmul_rate(torch.mm, torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype), repeats)
 
 
 def _time(fn, repeats: int) -> dict:

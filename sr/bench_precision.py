@@ -23,20 +23,25 @@ import torch
 from . import zoo
 
 
-def int8_matmul_gops(n: int = 2048, repeats: int = 5) -> float | None:
-    """int8 x int8 -> int32 matmul throughput (GOP/s), or ``None`` where torch has none."""
-    try:
-        a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
-        b = torch.randint(-128, 127, (n, n), dtype=torch.int8)
-        torch._int_mm(a, b)
-    except (RuntimeError, AttributeError):
-        return None
+def matmul_rate(mm, a: torch.Tensor, b: torch.Tensor, repeats: int = 5) -> float:
+    """Giga multiply-adds x 2 per second of ``mm(a, b)`` (square ``n x n``), median after a warm-up."""
+    mm(a, b)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        torch._int_mm(a, b)
+        mm(a, b)
         times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return 2 * a.shape[0] ** 3 / statistics.median(times) / 1e9
+
+
+def int8_matmul_gops(n: int = 2048, repeats: int = 5) -> float | None:
+    """int8 x int8 -> int32 matmul throughput (GOP/s), or ``None`` where torch has none."""
+    a = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+    b = torch.randint(-128, 127, (n, n), dtype=torch.int8)
+    try:
+        return matmul_rate(torch._int_mm, a, b, repeats)
+    except (RuntimeError, AttributeError):
+        return None
 
 
 def bench_precisions(entry: zoo.ModelEntry, timer, gflop: float, ceilings: dict, side: int = 128,

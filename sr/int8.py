@@ -44,6 +44,7 @@ from . import zoo
 log = logging.getLogger(__name__)
 
 XML, BIN, INFO = "openvino_int8.xml", "openvino_int8.bin", "int8.json"
+FILES = (XML, BIN, INFO)  # what a model folder holds of its int8 form (published with it)
 TOLERANCE_DB = 0.1  # the most mean PSNR drift from fp32 a shipped int8 model may have
 CHOOSE_DB = 0.075  # what a variant must meet on the validation fields (margin for the test split)
 WORST_DB = 0.5  # and no validation image may lose more than this

@@ -144,8 +144,11 @@ def compile_model(model_or_path, precision: str, threads: int):
 
     cfg = {"INFERENCE_PRECISION_HINT": "bf16" if precision in ("bf16", "int8") else "f32",
            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads)}
-    if precision == "int8" and "bf16" not in ",".join(cpu_features()):
-        cfg["INFERENCE_PRECISION_HINT"] = "f32"
+    if precision == "int8":
+        from .runtime import cpu_has_bf16
+
+        if not cpu_has_bf16():  # the layers kept out of int8 run in fp32 there
+            cfg["INFERENCE_PRECISION_HINT"] = "f32"
     try:
         d = blob_dir()
         d.mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,9 @@ def export(model_id: str, module, card: dict | None = None, folder: Path | None 
 
     write_test_tensors(model_id, folder, module)
     sha = zoo.sha256_file(folder / zoo.WEIGHT_FILE)
-    for name in ("openvino_int8.xml", "openvino_int8.bin", "int8.json"):  # made from the old weights
+    from .int8 import FILES
+
+    for name in FILES:  # the int8 form was made from the old weights
         (folder / name).unlink(missing_ok=True)
     zoo.update_entry(model_id, replace_card=bool(card), sha256=sha, int8={}, **({"card": card} if card else {}))
     write_card(model_id, folder)
@@ -133,14 +135,15 @@ def publish(model_id: str, repo_id: str | None = None, token: str | None = None,
     if entry.learned and not (folder / zoo.WEIGHT_FILE).is_file():  # else resolve() would download
         raise zoo.ZooError(f"model {model_id!r}: nothing to publish, {folder / zoo.WEIGHT_FILE} does not exist")
     zoo.resolve(model_id)  # the local files must match the pin before they are published
+    from .int8 import FILES as INT8_FILES
+
     repo_id = repo_id or entry.repo_id
     api = HfApi(endpoint=zoo._endpoint(), token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
                                  commit_message=f"{model_id}: weights sha256 {entry.sha256[:12]}",
-                                 allow_patterns=[zoo.CONFIG_FILE, zoo.WEIGHT_FILE, zoo.CARD_FILE,
-                                                 "openvino_int8.xml", "openvino_int8.bin", "int8.json"])
+                                 allow_patterns=[zoo.CONFIG_FILE, zoo.WEIGHT_FILE, zoo.CARD_FILE, *INT8_FILES])
     except Exception as exc:  # HTTP errors (bad token, Hub down), timeouts, unreachable Hub
         raise zoo.ZooError(f"publishing {model_id!r} to {repo_id} at {zoo._endpoint()} failed "
                            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc

@@ -52,12 +52,9 @@ BACKENDS = ("torch", "openvino", "auto")
 
 @lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from .ovcache import cpu_features
+
+    return "avx512_bf16" in cpu_features() or "amx_bf16" in cpu_features()
 
 
 def _cuda_bf16() -> bool:
