@@ -149,6 +149,19 @@ class Generator(
         A tile margin at least this wide makes tiled inference equal to whole-image
         inference up to floating-point rounding.
         """
+        lr, hr = self._radius_parts()
+        return int(lr + hr + 0.999) + 1
+
+    def receptive_radii(self) -> tuple[int, int]:
+        """``(trunk, upsampler)`` receptive-field radii in low-resolution pixels (rounded up):
+        the head and residual body (what runs at the input's resolution, up to the global skip
+        sum), then the upsampling stages and the output convolution (:mod:`sr.staged`)."""
+        c = self.config
+        trunk = c["head_kernel"] // 2 + 2 * c["blocks"] + 1
+        lr, hr = self._radius_parts()
+        return trunk, int(lr - trunk + hr + 0.999) + 1
+
+    def _radius_parts(self) -> tuple[float, float]:
         c = self.config
         lr = c["head_kernel"] // 2 + 2 * c["blocks"] + 1  # head, blocks, body tail
         hr = 0.0
@@ -159,7 +172,7 @@ class Generator(
             f *= 2
             hr += (1 / f) if c["upsample"] == "nearest-conv" else 0
         hr += (c["tail_kernel"] // 2) / f
-        return int(lr + hr + 0.999) + 1
+        return lr, hr
 
 
 class Discriminator(nn.Module):

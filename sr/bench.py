@@ -271,12 +271,17 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
         from .tiling import DEFAULT_TILE
 
         for e in focus:
-            for prec, tile, label in (("bf16", 256, "previous default: bf16, tile 256"),
-                                      ("int8", 256, "int8, tile 256"),
-                                      ("int8", 384, "int8, tile 384 (`--tile 384`)"),
-                                      ("auto", DEFAULT_TILE, f"default: auto precision, tile {DEFAULT_TILE}")):
+            rows = []
+            for prec, tile, staged, label in (
+                    ("bf16", 256, False, "previous default: bf16, one-stage tiles of 256"),
+                    ("int8", 384, False, "int8, one-stage tiles of 384"),
+                    ("int8", 128, True, "int8, two-stage, tile 128 (`--tile 128`)"),
+                    ("auto", DEFAULT_TILE, True, f"default: auto precision, two-stage, tile {DEFAULT_TILE}")):
                 print(f"bench tiled {e.id} 2048x2048 {label} ...", flush=True)
-                tiled.append(bp.bench_tiled(e, prec, tile, _rss_peak_reset, _rss_mb, label=label))
+                rows.append(bp.bench_tiled(e, prec, tile, _rss_peak_reset, _rss_mb, label=label, staged=staged))
+            for r in rows:
+                r["speedup_vs_previous"] = round(rows[0]["seconds"] / r["seconds"], 2)
+            tiled += rows
         app = list(zoo.with_role("app-default"))
         if all(zoo.get_entry(m).available for m in app):
             print("bench cold start ...", flush=True)
@@ -313,7 +318,10 @@ def to_markdown(result: dict, command: str) -> str:
         lines += ["", "## `sr.upscale(x, id)` vs `sr.upscale(x, sr.load(id))` (alternated, median of 3 rounds)", ""]
         lines += markdown_table(result["module_vs_id"])
     if result.get("tiled"):
-        lines += ["", "## Tiled path, 2048x2048 input (uint8 in and out)", ""] + markdown_table(result["tiled"])
+        lines += ["", "## Tiled path, 2048x2048 input (uint8 in and out)", "",
+                  "one-stage: every tile through the whole model with the whole receptive radius as margin; "
+                  "two-stage (`sr.staged`): the trunk in tiles 3x as wide, the upsampler in tiles of `tile`. "
+                  "`peak_rss_growth_mb` includes the 64 MB output.", ""] + markdown_table(result["tiled"])
     if result.get("cold_start"):
         lines += ["", "## Cold start (`sr.upscale` of the app's default models, first call after process start)", ""]
         lines += markdown_table(result["cold_start"])

@@ -112,13 +112,33 @@ def bench_cold_start(model_ids, side: int = 128) -> list[dict]:
     return rows
 
 
+class OneStage(torch.nn.Module):
+    """A fast generator without two-stage tiling (:mod:`sr.staged`): the tiled path before it."""
+
+    self_casting = True
+
+    def __init__(self, fast):
+        super().__init__()
+        self.fast = fast
+        self.config, self.fast_precision = fast.config, fast.fast_precision
+
+    def receptive_radius(self) -> int:
+        return self.fast.receptive_radius()
+
+    def forward(self, x):
+        return self.fast(x)
+
+
 def bench_tiled(entry: zoo.ModelEntry, precision: str, tile: int, rss_reset, rss_mb, side: int = 2048,
-                label: str = "") -> dict:
-    """One tiled ``side`` x ``side`` run of ``entry`` (uint8 in and out, as a user runs it)."""
+                label: str = "", staged: bool = True) -> dict:
+    """One tiled ``side`` x ``side`` run of ``entry`` (uint8 in and out, as a user runs it);
+    ``staged=False``: one-stage tiling (every tile through the whole model)."""
     from .api import fast_module, upscale
 
     plain = zoo.load(entry.id)
     fast = fast_module(plain, precision)
+    if not staged:
+        fast = OneStage(fast)
     img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
     upscale(img[:64, :64], fast, tile=tile)
     rss_reset()
@@ -127,7 +147,7 @@ def bench_tiled(entry: zoo.ModelEntry, precision: str, tile: int, rss_reset, rss
     out = upscale(img, fast, tile=tile)
     dt = time.perf_counter() - t
     return {"model": entry.id, "path": label, "precision": fast.fast_precision, "input": f"{side}x{side}x1",
-            "output": f"{out.shape[1]}x{out.shape[0]}", "tile": tile, "seconds": round(dt, 2),
+            "output": f"{out.shape[1]}x{out.shape[0]}", "tiling": "two-stage" if staged else "one-stage", "tile": tile, "seconds": round(dt, 2),
             "peak_rss_growth_mb": round(rss_mb("VmHWM") - base, 1), "output_mb": round(out.nbytes / 2 ** 20, 1)}
 
 

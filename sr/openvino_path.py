@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 
 import torch
@@ -58,17 +59,72 @@ def openvino_core(fast: FastGenerator) -> nn.Module:
     return core.eval().requires_grad_(False)
 
 
-class OpenVINOCore(nn.Module):
-    """Runs a compiled OpenVINO model of the rewritten generator (dynamic input shapes)."""
+def split_at_upsampling(model):
+    """``(trunk, upsampler)``: the converted (or quantised) generator ``model`` cut at the input
+    of its first upsampling convolution (the global skip sum; in an int8 model, before that
+    input's quantiser, so both halves quantise as the whole does). For :mod:`sr.staged`."""
+    import openvino as ov
+    from openvino import opset13 as ops
 
-    def __init__(self, compiled):
+    def cut(m):
+        for op in m.get_ordered_ops():
+            if op.get_type_name() == "Convolution" and op.get_friendly_name().startswith("__module.upsample.0."):
+                src = op.input_value(0)
+                while src.get_node().get_type_name() in ("FakeQuantize", "Convert"):
+                    src = src.get_node().input_value(0)
+                return src
+        raise ValueError("no upsampling convolution in the model")
+
+    m1 = model.clone()
+    trunk = ov.Model([cut(m1)], m1.get_parameters(), "trunk")
+    m2 = model.clone()
+    out = cut(m2)
+    feats = ops.parameter(out.get_partial_shape(), out.get_element_type(), name="features")
+    for target in list(out.get_target_inputs()):
+        target.replace_source_output(feats.output(0))
+    return trunk, ov.Model(m2.get_results(), [feats], "upsampler")
+
+
+class OpenVINOCore(nn.Module):
+    """Runs a compiled OpenVINO model of the rewritten generator (dynamic input shapes).
+    ``source`` (the model file it was compiled from) lets :meth:`stages` compile its two halves
+    when a large image is tiled in two stages (once, on first need)."""
+
+    def __init__(self, compiled, source=None, precision: str = "bf16", threads: int = 1):
         super().__init__()
         self._compiled = compiled
+        self._source, self._precision, self._threads = source, precision, threads
+        self._stages = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _call(compiled, x: torch.Tensor) -> torch.Tensor:
+        request = compiled.create_infer_request()  # one per call: thread-safe
+        y = request.infer({0: x.float().contiguous().numpy()}, share_inputs=True)  # outputs: copies
+        return torch.from_numpy(next(iter(y.values())))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        request = self._compiled.create_infer_request()  # one per call: thread-safe
-        y = request.infer({0: x.float().contiguous().numpy()})
-        return torch.from_numpy(next(iter(y.values())).copy())
+        return self._call(self._compiled, x)
+
+    def stages(self):
+        """``(trunk, up)`` callables of the two compiled halves, or ``None`` without a source."""
+        if self._source is None:
+            return None
+        with self._lock:
+            if self._stages is None:
+                import openvino as ov
+
+                from . import ovcache
+
+                try:
+                    halves = split_at_upsampling(ov.Core().read_model(str(self._source)))
+                except (ValueError, RuntimeError, OSError) as exc:
+                    log.warning("no two-stage tiling for %s (%s)", self._source, exc)
+                    self._source = None
+                    return None
+                self._stages = [ovcache.compile_model(m, self._precision, self._threads) for m in halves]
+        trunk, up = self._stages
+        return (lambda x: self._call(trunk, x)), (lambda h: self._call(up, h))
 
 
 def openvino_generator(model: nn.Module, requested: str, precision: str) -> FastGenerator:
@@ -93,10 +149,12 @@ def openvino_generator(model: nn.Module, requested: str, precision: str) -> Fast
                                               "(`python -m sr quantize MODEL` makes one)")
     threads = torch.get_num_threads()
     if int8_xml is not None:
-        compiled, hit, precision = ovcache.compile_model(int8_xml, "int8", threads), None, "int8"
+        compiled, hit, precision, source = ovcache.compile_model(int8_xml, "int8", threads), None, "int8", int8_xml
     else:
-        compiled, hit = ovcache.compiled(core, fast.config.get("in_channels", 1), precision, threads, fingerprint)
-    fast.core = OpenVINOCore(compiled)
+        in_c = fast.config.get("in_channels", 1)
+        compiled, hit = ovcache.compiled(core, in_c, precision, threads, fingerprint)
+        source = ovcache.ir_file(fingerprint, in_c)
+    fast.core = OpenVINOCore(compiled, source, precision, threads)
     fast.fast_precision = precision
     fast.backend = "openvino"
     fast.memory_format = torch.contiguous_format

@@ -79,6 +79,12 @@ def ir_key(core_fingerprint: str, in_channels: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def ir_file(core_fingerprint: str, in_channels: int) -> Path | None:
+    """The cached converted model of a core, when the cache holds it."""
+    xml = root() / "ir" / ir_key(core_fingerprint, in_channels) / "model.xml"
+    return xml if xml.is_file() else None
+
+
 def root() -> Path:
     return settings().cache_path
 

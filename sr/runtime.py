@@ -226,10 +226,15 @@ class _Core(nn.Module):
         super().__init__()
         self.head, self.body, self.body_tail, self.upsample, self.tail = head, body, body_tail, upsample, tail
 
-    def forward(self, x):
+    def trunk(self, x):  # at the input's resolution, up to the global skip sum
         h = self.head(x)
-        h = h + self.body_tail(self.body(h))
+        return h + self.body_tail(self.body(h))
+
+    def up(self, h):  # the upsampling stages and the output convolution
         return self.tail(self.upsample(h))
+
+    def forward(self, x):
+        return self.up(self.trunk(x))
 
 
 class FastGenerator(nn.Module):
@@ -258,6 +263,7 @@ class FastGenerator(nn.Module):
         self.core.to(device=self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self.core.eval().requires_grad_(False)
         self._radius = gen.receptive_radius() if hasattr(gen, "receptive_radius") else 32
+        self._radii = gen.receptive_radii() if hasattr(gen, "receptive_radii") else None
         self.config = dict(getattr(gen, "config", {}))
         self.fast_precision = precision
         self.backend = "torch"
@@ -265,6 +271,23 @@ class FastGenerator(nn.Module):
 
     def receptive_radius(self) -> int:
         return self._radius
+
+    def stages(self):
+        """:class:`sr.staged.Stages` (the trunk and the upsampler as two callables, with their
+        receptive radii) for two-stage tiling on the CPU, or ``None``."""
+        if self._radii is None or self.device.type != "cpu":
+            return None
+        parts = self.core.stages() if hasattr(self.core, "stages") else (
+            lambda x: self._run(self.core.trunk, x), lambda h: self._run(self.core.up, h))
+        if parts is None:
+            return None
+        from .staged import Stages
+
+        return Stages(parts[0], parts[1], *self._radii)
+
+    def _run(self, fn, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return fn(x.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)

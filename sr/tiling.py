@@ -4,7 +4,9 @@ Each tile is run with a margin of ``overlap`` low-resolution pixels on every sid
 the image border) and only its core is kept. With ``overlap`` at least the generator's
 receptive-field radius the result equals whole-image inference up to float rounding, so no
 seam can appear (tests/test_tiling.py checks it). The default overlap is the model's
-``receptive_radius()``.
+``receptive_radius()``. Fast generators on the CPU run in two stages (:mod:`sr.staged`): the trunk
+in tiles 3x as wide, the upsampler in tiles of ``tile``, each with its own receptive radius as margin
+(an explicit ``overlap`` sets the trunk's).
 
 The model runs where its weights are (:func:`sr.device.module_device`); on CUDA each tile is
 copied to the GPU and back, and the tile size comes from the free GPU memory
@@ -53,6 +55,7 @@ def run_tiled(
     precision = resolve_precision(precision, dev)
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not torch.is_tensor(x) else x.float()
     n, _, h, w = xt.shape
+    explicit_overlap = overlap
     overlap = default_overlap(model) if overlap is None else int(overlap)
     if overlap < 0:
         raise ValueError("overlap must be >= 0")
@@ -65,6 +68,12 @@ def run_tiled(
         tile = max(h, w)
     out_c = getattr(model, "config", {}).get("out_channels", xt.shape[1])
     out = np.empty((n, out_c, h * scale, w * scale), dtype=np.float32 if finish is None else out_dtype)
+    stages = getattr(model, "stages", None)
+    stages = stages() if callable(stages) and dev.type == "cpu" and max(h, w) > tile else None
+    if stages is not None:  # the trunk in large tiles, the upsampler in tiles of `tile`
+        from .staged import run_staged
+
+        return run_staged(stages, xt, out, scale, tile, explicit_overlap, progress, finish)
     ys, xs = _spans(h, tile), _spans(w, tile)
     total, done = len(ys) * len(xs), 0
     self_casting = getattr(model, "self_casting", False)  # a FastGenerator casts by itself

@@ -226,19 +226,22 @@ def test_tap_split_tail_is_the_same_convolution(co, ci, k):
         assert torch.allclose(got, ref, atol=1e-5)
 
 
-def test_kept_out_parts_get_no_quantiser():
-    """`ends-and-sums-bf16`: no int8 quantiser in front of the first/last convolutions or the
-    residual sums; the other convolutions are quantised."""
+@pytest.mark.parametrize("variant", ["ends-and-sums-bf16", "head-sums-and-tail-shifts-bf16"])
+def test_kept_out_parts_get_no_quantiser(variant):
+    """No int8 quantiser in front of the kept-out parts (the first convolution, the residual sums,
+    the output convolution or only its shift and sum); the other convolutions are quantised."""
     pytest.importorskip("nncf")
     core = openvino_core(runtime.FastGenerator(_tiny_improved(), "fp32"))
     calib = [blobs(24, 24, seed=i).astype(np.float32)[None, None] / 255 for i in range(4)]
-    q = int8.quantize_model(ovcache._convert(core, 1), calib, int8.PARTS["ends-and-sums-bf16"])
+    q = int8.quantize_model(ovcache._convert(core, 1), calib, int8.PARTS[variant])
     fed = set()
     for op in q.get_ordered_ops():
         if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() != "Constant":
             fed |= {t.get_node().get_friendly_name() for t in op.output(0).get_target_inputs()}
-    assert fed and not any("aten::add/" in n or "__module.head." in n or "__module.tail." in n for n in fed)
+    assert fed and not any("aten::add/" in n or "__module.head." in n for n in fed)
+    assert not any("__module.tail.shift" in n or "__module.tail.gather" in n for n in fed)
     assert any("__module.body." in n for n in fed)
+    assert any("__module.tail.taps" in n for n in fed) == (variant == "head-sums-and-tail-shifts-bf16")
 
 
 @pytest.mark.parametrize("model_id", [m for m in _shipped_int8() if m in ("srgan-improved",)] or ["(none)"])
