@@ -313,7 +313,9 @@ def to_markdown(result: dict, command: str) -> str:
         lines += ["", "## Precisions in one run (fast path, 128x128 -> 512x512, one channel)", "",
                   "`asked`: the precision requested; `ran`: what ran (int8 needs a quantised model pinned for "
                   "these weights, `sr quantize`). `share_of_matmul`: achieved multiply-adds against this run's "
-                  "matmul probe of the same precision.", ""] + markdown_table(result["precisions"])
+                  "matmul probe of the same precision. The paths are timed call by call in turn (fp32, bf16, int8, "
+                  "fp32, ...), so a busy moment of the machine hits all of them; `speedup_vs_*` are the medians of "
+                  "the per-round ratios.", ""] + markdown_table(result["precisions"])
     if result.get("module_vs_id"):
         lines += ["", "## `sr.upscale(x, id)` vs `sr.upscale(x, sr.load(id))` (alternated, median of 3 rounds)", ""]
         lines += markdown_table(result["module_vs_id"])

@@ -44,26 +44,48 @@ def int8_matmul_gops(n: int = 2048, repeats: int = 5) -> float | None:
         return None
 
 
+def interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, called in turn (a, b, c, a, b, c, ...) after one
+    warm-up each, so that a busy moment of a shared machine hits all of them alike."""
+    for fn in fns.values():
+        fn()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return times
+
+
 def bench_precisions(entry: zoo.ModelEntry, timer, gflop: float, ceilings: dict, side: int = 128,
                      repeats: int = 7) -> list[dict]:
-    """fp32, bf16 and int8 fast paths of ``entry`` in one run (one channel, whole image)."""
+    """fp32, bf16 and int8 fast paths of ``entry`` in one run (one channel, whole image), timed
+    call by call in turn (:func:`interleaved`, ``3 * repeats`` rounds); the speed-ups are the
+    medians of the per-round ratios."""
     from .api import upscale
     from .runtime import optimize_for_inference
 
     plain = zoo.load(entry.id)
     img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
-    rows, ms = [], {}
-    for want in ("fp32", "bf16", "int8"):
-        fast = optimize_for_inference(plain, want)
+    nets = {want: optimize_for_inference(plain, want) for want in ("fp32", "bf16", "int8")}
+    fns = {want: (lambda f=fast: upscale(img, f, tile=None)) for want, fast in nets.items()}
+    times = interleaved(fns, 3 * repeats)
+    rows = []
+    for want, fast in nets.items():
         got = fast.fast_precision
-        r = timer(lambda: upscale(img, fast, tile=None), repeats)
-        ms[got] = r["median_ms"]
-        achieved = gflop / (r["median_ms"] / 1e3)
+        t = sorted(times[want])
+        med = statistics.median(t)
+        achieved = gflop / med
         ceiling = ceilings.get(got)
+        ratio = {ref: round(statistics.median(a / b for a, b in zip(times[ref], times[want])), 2)
+                 for ref in ("fp32", "bf16")}
         rows.append({"model": entry.id, "asked": want, "ran": got, "backend": getattr(fast, "backend", "torch"),
-                     "input": f"{side}x{side}x1", **r,
-                     "speedup_vs_fp32": round(ms["fp32"] / r["median_ms"], 2) if "fp32" in ms else None,
-                     "speedup_vs_bf16": round(ms["bf16"] / r["median_ms"], 2) if "bf16" in ms else None,
+                     "input": f"{side}x{side}x1", "median_ms": round(med * 1e3, 2),
+                     "p10_ms": round(t[int(0.1 * (len(t) - 1))] * 1e3, 2),
+                     "p90_ms": round(t[int(round(0.9 * (len(t) - 1)))] * 1e3, 2), "fps": round(1 / med, 2),
+                     "peak_rss_growth_mb": timer(fns[want], 1)["peak_rss_growth_mb"],
+                     "speedup_vs_fp32": ratio.get("fp32"), "speedup_vs_bf16": ratio.get("bf16"),
                      "achieved_gops": round(achieved, 1),
                      "share_of_matmul": round(achieved / ceiling, 3) if ceiling else None})
     return rows
