@@ -5,8 +5,10 @@ region; each region of ``chunk x chunk`` low-resolution pixels is read with a ma
 generator's receptive-field radius, cut into the *same* tiles, on the same global grid and
 with the same margins as :func:`sr.tiling.run_tiled` uses for the whole image in memory, and
 written into level 0 of an OME-Zarr pyramid; the lower levels are then filled region by
-region. Every tile therefore sees exactly the pixels it sees in memory, so the result equals
-``sr.upscale`` bit for bit, while memory is bounded by the chunk size (never the image size).
+region. Two-stage tiling (:mod:`sr.staged`, the CPU fast path) runs in regions of whole trunk
+tiles (``chunk`` is rounded up to a multiple of 3 x ``tile``). Every tile therefore sees exactly
+the pixels it sees in memory, so the result equals ``sr.upscale`` bit for bit, while memory is
+bounded by the chunk size (never the image size).
 
 Intensity normalisation needs image-wide numbers: ``dtype`` is per-pixel; ``percentile`` of
 8/16-bit images comes from an exact histogram (a first pass over the chunks), giving the same
@@ -29,9 +31,10 @@ import numpy as np
 
 from . import omezarr
 from .imio import ImageError, Norm
+from .staged import trunk_tile
 
 SCALE = 4
-DEFAULT_CHUNK = 768  # LR pixels: a multiple of the default tile (192)
+DEFAULT_CHUNK = 1152  # LR pixels: a multiple of the default tile (192) and of its trunk tile (576)
 OUT_CHUNK = 1024  # HR pixels of the Zarr chunks (a divisor of 4 * chunk is used)
 PYRAMID_BLOCK = 2048  # largest side of one pyramid task (pixels of the level it writes)
 
@@ -169,7 +172,6 @@ def run_region(job: Job) -> int:
     import torch
 
     from . import api
-    from .runtime import autocast
     from .tiling import default_overlap
 
     bound_heap()
@@ -179,7 +181,11 @@ def run_region(job: Job) -> int:
     in_c = cfg.get("in_channels", 1)
     src = job.src
     h, w = src.height, src.width
-    m = default_overlap(net) if job.overlap is None else int(job.overlap)
+    stages = net.stages() if callable(getattr(net, "stages", None)) and max(h, w) > job.tile else None
+    if stages is not None:  # two-stage tiling, as sr.tiling.run_tiled does in memory
+        m = (stages.trunk_radius if job.overlap is None else int(job.overlap)) + stages.up_radius
+    else:
+        m = default_overlap(net) if job.overlap is None else int(job.overlap)
     y0, y1, x0, x1 = job.region
     ry0, ry1, rx0, rx1 = max(0, y0 - m), min(h, y1 + m), max(0, x0 - m), min(w, x1 + m)
     lo, hi = np.asarray(job.lo, np.float32), np.asarray(job.hi, np.float32)
@@ -194,6 +200,34 @@ def run_region(job: Job) -> int:
     xt = torch.as_tensor(batch)
     out_c = cfg.get("out_channels", xt.shape[1])
     out = np.empty((xt.shape[0], out_c, (y1 - y0) * SCALE, (x1 - x0) * SCALE), np.float32)
+    if stages is not None:
+        from .staged import run_staged
+
+        with torch.inference_mode():
+            run_staged(stages, xt, out, SCALE, job.tile, job.overlap, region=(y0, y1, x0, x1),
+                       offset=(ry0, rx0), size=(h, w))
+    else:
+        _one_stage(net, xt, out, job, precision, (h, w), (y0, y1, x0, x1), (ry0, rx0), m)
+    y = out[:, 0] if in_c == 1 else out[0]
+    y = y * (hi - lo)[:, None, None] + lo[:, None, None]  # as imio.denormalize
+    dt = src.dtype
+    if dt == np.uint8:
+        y = np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    elif dt == np.uint16:
+        y = np.clip(np.rint(y), 0, 65535).astype(np.uint16)
+    else:
+        y = y.astype(np.float32)
+    omezarr.write_region(job.dest, 0, y, y0 * SCALE, x0 * SCALE)
+    return (y1 - y0) * (x1 - x0)
+
+
+def _one_stage(net, xt, out, job: Job, precision, size, region, offset, m) -> None:
+    """Every tile through the whole model, on the global tile grid of :func:`sr.tiling.run_tiled`."""
+    import torch
+
+    from .runtime import autocast
+
+    (h, w), (y0, y1, x0, x1), (ry0, rx0) = size, region, offset
     self_casting = getattr(net, "self_casting", False)
     channels_last = precision == "bf16" and not self_casting
     amp = "fp32" if self_casting else precision
@@ -211,17 +245,6 @@ def run_region(job: Job) -> int:
                 oy, ox = (ty0 - py0) * SCALE, (tx0 - px0) * SCALE
                 out[:, :, (ty0 - y0) * SCALE:(ty1 - y0) * SCALE, (tx0 - x0) * SCALE:(tx1 - x0) * SCALE] = (
                     y[:, :, oy:oy + (ty1 - ty0) * SCALE, ox:ox + (tx1 - tx0) * SCALE].numpy())
-    y = out[:, 0] if in_c == 1 else out[0]
-    y = y * (hi - lo)[:, None, None] + lo[:, None, None]  # as imio.denormalize
-    dt = src.dtype
-    if dt == np.uint8:
-        y = np.clip(np.rint(y), 0, 255).astype(np.uint8)
-    elif dt == np.uint16:
-        y = np.clip(np.rint(y), 0, 65535).astype(np.uint16)
-    else:
-        y = y.astype(np.float32)
-    omezarr.write_region(job.dest, 0, y, y0 * SCALE, x0 * SCALE)
-    return (y1 - y0) * (x1 - x0)
 
 
 def _pyramid_task(args) -> int:
@@ -263,7 +286,9 @@ def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAUL
         raise ValueError(f"--chunk ({chunk}) must be a positive multiple of --tile ({tile})")
     bound_heap()
     blend = api.resolve_blend(model, blend)
-    api.fast_model(model, precision, blend)  # fail early here (weights) rather than on a worker
+    net = api.fast_model(model, precision, blend)  # fail early here (weights) rather than on a worker
+    if callable(getattr(net, "stages", None)) and net.stages() is not None:
+        chunk = -(-chunk // trunk_tile(tile)) * trunk_tile(tile)  # regions of whole trunk tiles
     paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else inputs)
     if not paths:
         raise ImageError("no TIFF or Zarr images among the inputs")
@@ -350,6 +375,7 @@ def bench_dask(side: int = 512, workers=(1, 2), model: str = "srgan-lite", chunk
 
     import tifffile
 
+    tile = chunk // 3 if chunk % 3 == 0 else chunk  # regions = one trunk tile (sr.staged) of 3 x tile
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(out_dir or tmp)
@@ -359,9 +385,9 @@ def bench_dask(side: int = 512, workers=(1, 2), model: str = "srgan-lite", chunk
         for n in workers:
             client = make_client(workers=n, processes=processes)
             try:
-                upscale_chunked(src, base / f"warm{n}", model, chunk=chunk, tile=chunk, client=client, progress=False)
+                upscale_chunked(src, base / f"warm{n}", model, chunk=chunk, tile=tile, client=client, progress=False)
                 t = time.perf_counter()
-                upscale_chunked(src, base / f"run{n}", model, chunk=chunk, tile=chunk, client=client, progress=False)
+                upscale_chunked(src, base / f"run{n}", model, chunk=chunk, tile=tile, client=client, progress=False)
                 dt = time.perf_counter() - t
             finally:
                 close_client(client)

@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GANs: fidelity-detail blend with the pixel-loss parent, 0..1 (default: the model's validated default)")
     u.add_argument("--ome-zarr", action="store_true",
                    help="chunked path: write OME-Zarr (automatic for .zarr, .ome.tif and folder inputs)")
-    u.add_argument("--chunk", type=int, default=768, help="chunked path: region size in LR pixels (a multiple of --tile)")
+    u.add_argument("--chunk", type=int, default=1152, help="chunked path: region size in LR pixels (a multiple of --tile; rounded up to whole trunk tiles of 3 x --tile on the CPU fast path)")
     u.add_argument("--workers", type=int, default=None, help="chunked path: on a local Dask cluster of N workers")
     u.add_argument("--scheduler", default=None, help="chunked path: on the Dask cluster at this address")
     u.set_defaults(func=_cmd_upscale)

@@ -10,7 +10,7 @@ radius as a margin on every tile, and its tile size is set by the upsampler's me
 1.62x at tile 256.
 
 Here the trunk runs on tiles :data:`TRUNK_FACTOR` times wider (about the memory of one upsampler
-tile; 1.25x the area at the default tile 192), and its exact features (those at least the
+tile; 1.25x the area at the default tile 192), on the image's global grid, and its exact features (those at least the
 trunk's radius from the patch edge, or at the image border) are upsampled in sub-tiles of
 ``tile`` with the upsampler's own radius as margin. Each output pixel is computed from exactly
 the inputs whole-image inference uses, so the result equals it up to float rounding, as
@@ -38,40 +38,51 @@ class Stages:
     up_radius: int
 
 
-def _spans(n: int, tile: int) -> list[tuple[int, int]]:
-    """``ceil(n / tile)`` spans of nearly equal length (no thin last span paying a full margin)."""
-    k = max(1, -(-n // tile))
-    edges = [round(i * n / k) for i in range(k + 1)]
-    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+def _grid(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
+    """Spans of ``step`` from ``lo`` (a multiple of ``step`` on the global grid) up to ``hi``."""
+    return [(a, min(a + step, hi)) for a in range(lo, hi, step)]
+
+
+def trunk_tile(tile: int) -> int:
+    return TRUNK_FACTOR * tile
 
 
 def run_staged(stages: Stages, xt: torch.Tensor, out: np.ndarray, scale: int, tile: int,
                trunk_overlap: int | None = None,
                progress: Callable[[int, int], None] | None = None,
-               finish: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
-    """Fill ``out`` (N,C',H*s,W*s) with the generator's output on ``xt`` (N,C,H,W float32):
-    trunk tiles of ``TRUNK_FACTOR * tile``, upsampler sub-tiles of ``tile``. ``trunk_overlap``
-    overrides the trunk's margin (default: its receptive radius, which makes the result exact)."""
-    _, _, h, w = xt.shape
+               finish: Callable[[np.ndarray], np.ndarray] | None = None,
+               region: tuple[int, int, int, int] | None = None, offset: tuple[int, int] = (0, 0),
+               size: tuple[int, int] | None = None) -> np.ndarray:
+    """Fill ``out`` (N,C',h*s,w*s for the ``region``) with the generator's output: trunk tiles of
+    :func:`trunk_tile` ``(tile)``, upsampler sub-tiles of ``tile``, both on the image's global grid
+    (so :mod:`sr.chunked`, which runs regions of whole trunk tiles, cuts the very same tiles).
+
+    ``xt`` (N,C,.,.) float32 holds the image (``size`` = its full (H, W), default ``xt``'s) from
+    ``offset``; ``region`` (y0, y1, x0, x1; default the whole image, starts on the trunk grid) is
+    what to compute, and ``xt`` must cover it with the trunk's and the upsampler's margins.
+    ``trunk_overlap`` overrides the trunk's margin (default its receptive radius: exact)."""
+    h, w = size or tuple(xt.shape[-2:])
+    oy, ox = offset
+    ry0, ry1, rx0, rx1 = region or (0, h, 0, w)
     rt = stages.trunk_radius if trunk_overlap is None else int(trunk_overlap)
     ru = stages.up_radius
-    big = TRUNK_FACTOR * tile
-    ys, xs = _spans(h, big), _spans(w, big)
-    tiles = [(y, x, _spans(y[1] - y[0], tile), _spans(x[1] - x[0], tile)) for y in ys for x in xs]
+    big = trunk_tile(tile)
+    tiles = [(y, x, _grid(y[0], y[1], tile), _grid(x[0], x[1], tile))
+             for y in _grid(ry0, ry1, big) for x in _grid(rx0, rx1, big)]
     total, done = sum(len(sy) * len(sx) for *_, sy, sx in tiles), 0
     for (y0, y1), (x0, x1), sy, sx in tiles:
         fy0, fy1, fx0, fx1 = max(0, y0 - ru), min(h, y1 + ru), max(0, x0 - ru), min(w, x1 + ru)
         py0, py1, px0, px1 = max(0, fy0 - rt), min(h, fy1 + rt), max(0, fx0 - rt), min(w, fx1 + rt)
-        feats = stages.trunk(xt[:, :, py0:py1, px0:px1])
+        feats = stages.trunk(xt[:, :, py0 - oy:py1 - oy, px0 - ox:px1 - ox])
         feats = feats[:, :, fy0 - py0:fy1 - py0, fx0 - px0:fx1 - px0]  # the exact ones
-        for a0, a1 in sy:
-            for b0, b1 in sx:
-                sy0, sy1, sx0, sx1 = y0 + a0, y0 + a1, x0 + b0, x0 + b1
+        for sy0, sy1 in sy:
+            for sx0, sx1 in sx:
                 qy0, qy1, qx0, qx1 = max(fy0, sy0 - ru), min(fy1, sy1 + ru), max(fx0, sx0 - ru), min(fx1, sx1 + ru)
                 y = stages.up(feats[:, :, qy0 - fy0:qy1 - fy0, qx0 - fx0:qx1 - fx0].contiguous())
-                oy, ox = (sy0 - qy0) * scale, (sx0 - qx0) * scale
-                core = y[:, :, oy:oy + (sy1 - sy0) * scale, ox:ox + (sx1 - sx0) * scale].float().cpu().numpy()
-                out[:, :, sy0 * scale:sy1 * scale, sx0 * scale:sx1 * scale] = core if finish is None else finish(core)
+                cy, cx = (sy0 - qy0) * scale, (sx0 - qx0) * scale
+                core = y[:, :, cy:cy + (sy1 - sy0) * scale, cx:cx + (sx1 - sx0) * scale].float().cpu().numpy()
+                out[:, :, (sy0 - ry0) * scale:(sy1 - ry0) * scale, (sx0 - rx0) * scale:(sx1 - rx0) * scale] = (
+                    core if finish is None else finish(core))
                 done += 1
                 if progress is not None:
                     progress(done, total)

@@ -53,6 +53,23 @@ def test_ome_tiff_uint8_equals_in_memory_tiled(tmp_path, rng):
     np.testing.assert_array_equal(lvl1, omezarr.downsample(got[None], np.uint8))
 
 
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_openvino_two_stage_chunks_equal_in_memory(tmp_path, rng, monkeypatch, precision):
+    """The OpenVINO fast path (two-stage tiling; int8 where the CPU has it): chunked regions of
+    whole trunk tiles give the in-memory result bit for bit."""
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("SR_BACKEND", "openvino")
+    api._fast.clear()
+    a = _img(rng, 150, 110)
+    src = tmp_path / "f.ome.tif"
+    tifffile.imwrite(src, a, ome=True)
+    dest, = chunked.upscale_chunked(src, tmp_path / "out", MODEL, chunk=40, tile=20, precision=precision,
+                                    progress=False)  # chunk rounded up to 60 (3 x 20)
+    assert api.fast_model(MODEL, precision).stages() is not None
+    np.testing.assert_array_equal(chunked.read_level(dest)[0], api.upscale(a, MODEL, tile=20, precision=precision))
+    api._fast.clear()
+
+
 def test_ome_zarr_reader_sees_the_pyramid(tmp_path, rng):
     ome_zarr = pytest.importorskip("ome_zarr.reader")
     from ome_zarr.io import parse_url
@@ -174,7 +191,8 @@ def test_memory_is_bounded_by_the_chunk_not_the_image(tmp_path, rng):
     chunked.upscale_chunked(tmp_path / "small.tif", tmp_path / "warm", MODEL, chunk=32, tile=32, progress=False)
     tracemalloc.start()
     try:
-        dest, = chunked.upscale_chunked(src, tmp_path / "out", MODEL, chunk=32, tile=32, progress=False)
+        # regions of whole trunk tiles (3 x 16 = 48 LR pixels: chunk 32 is rounded up to it)
+        dest, = chunked.upscale_chunked(src, tmp_path / "out", MODEL, chunk=32, tile=16, progress=False)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -7,7 +7,7 @@ import torch
 
 from sr.arch import Generator
 from sr.runtime import optimize_for_inference
-from sr.staged import _spans
+from sr.staged import _grid
 from sr.tiling import run_tiled
 from conftest import blobs
 
@@ -72,16 +72,14 @@ def test_progress_counts_upsampler_tiles():
     fast = optimize_for_inference(_gen(CONFIGS[0]), "fp32", backend="torch")
     calls = []
     run_tiled(fast, np.zeros((1, 1, 40, 40), np.float32), tile=8, progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1] == (36, 36) and len(calls) == 36  # trunk tiles (24 wide) 2x2 of 20, each 3x3 sub-tiles
+    assert calls[-1] == (25, 25) and len(calls) == 25  # 40 = 24 + 16: trunk tiles 2x2, sub-tiles 3+2 per axis
 
 
-def test_spans_are_balanced_and_cover():
-    for n in (1, 7, 100, 2048):
-        for t in (1, 5, 192, 768):
-            s = _spans(n, t)
-            assert s[0][0] == 0 and s[-1][1] == n and all(a[1] == b[0] for a, b in zip(s, s[1:]))
-            lens = [b - a for a, b in s]
-            assert max(lens) <= t and max(lens) - min(lens) <= 1
+def test_grid_covers_on_global_multiples():
+    for lo, hi, step in ((0, 1, 5), (0, 100, 7), (96, 2048, 96), (0, 2048, 576)):
+        g = _grid(lo, hi, step)
+        assert g[0][0] == lo and g[-1][1] == hi and all(a[1] == b[0] for a, b in zip(g, g[1:]))
+        assert all(a % step == 0 and 0 < b - a <= step for a, b in g)
 
 
 def test_openvino_halves_compose_to_the_whole():
