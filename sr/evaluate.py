@@ -167,6 +167,7 @@ def evaluate(files: list[Path], models: list[str], precision: str | None = None,
             if perceptual:
                 rec["lsd"] = spectral.hf_lsd(_plane(hr), _plane(out))
                 rec["frc_px"] = spectral.frc_resolution(_plane(hr), _plane(out))
+                rec["phase_bias"] = spectral.phase_bias(_plane(out)) * 255 / _range(hr)
                 if feat:
                     rec["feat_dist"] = feat(ref_feat, out)
             if seg_hr is not None:
@@ -180,6 +181,11 @@ def evaluate(files: list[Path], models: list[str], precision: str | None = None,
         if progress:
             print(f"[{i + 1}/{len(files)}] {path.name}", flush=True)
     return results
+
+
+def _range(hr: np.ndarray) -> float:
+    """The reference's data range, as PSNR takes it (255 for 8-bit, else max - min)."""
+    return 255.0 if hr.dtype == np.uint8 else max(float(hr.max()) - float(hr.min()), 1e-12)
 
 
 def _add_spectrum(spectra: dict, key: str, a: np.ndarray) -> None:
@@ -217,7 +223,7 @@ def summarize(results: dict[str, MethodResult], baseline: str | None = "bicubic"
                 row[f"d{key}_ci95"] = round(pr["ci95"], nd)
                 if key in ("psnr", "ssim"):
                     row[f"{key}_w/t/l"] = f"{pr['wins']}/{pr['ties']}/{pr['losses']}"
-        for key, nd in (("lsd", 2), ("frc_px", 2), ("feat_dist", 4)):
+        for key, nd in (("lsd", 2), ("frc_px", 2), ("phase_bias", 3), ("feat_dist", 4)):
             vals = [v for v in r.values(key) if v is not None]
             if vals:
                 row[key] = round(float(np.mean(vals)), nd)
@@ -282,7 +288,9 @@ def cli(args) -> int:
                f"and wins/ties/losses (ties: |dPSNR| <= {TIES['psnr']} dB, |dSSIM| <= {TIES['ssim']})" if baseline else "")
             + "; `lsd`: high-frequency log-spectral distance to the reference (dB, above the LR Nyquist "
               "frequency; lower is closer); `frc_px`: Fourier ring correlation resolution against the reference "
-              "(1/7 threshold, pixels; lower is better)"
+              "(1/7 threshold, pixels; lower is better); `phase_bias`: checkerboard, the spread over the 4x4 "
+              "pixel phases of the mean high-pass residual (8-bit grey levels; camera images and bicubic read "
+              "about 0.02-0.04)"
             + (f"; `feat_dist`: feature distance in `{feat.model_id}` (not msrgan's content network)" if feat else "")
             + f"; `id@a`: a GAN at blend a (else its default); time = mean seconds per image "
               f"({resolve_precision(args.precision)}, {hardware()}).")
@@ -303,7 +311,7 @@ def cli(args) -> int:
     if args.update_cards:
         from .publish import write_card
 
-        keep = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lsd", "frc_px", "feat_dist")
+        keep = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lsd", "frc_px", "phase_bias", "feat_dist")
         for row in rows:
             mid, blend = parse_method(row["model"])
             if blend is not None:

@@ -10,6 +10,9 @@
 * :func:`frc_resolution` - Fourier ring correlation between output and reference; the
   resolution is the period (in HR pixels) of the first ring where the correlation falls below
   the 1/7 threshold (a standard resolution criterion in microscopy). Lower is better.
+* :func:`phase_bias` - the checkerboard of an upscaled image: how much its fine detail depends on
+  the pixel's position within each ``scale x scale`` cell (sub-pixel convolution and transposed
+  convolution artefacts repeat with that period). A reference image has none (about 0).
 
 Images are single planes (2-D); multi-channel arrays are averaged over channels by the caller.
 Intensities are taken as they are (no normalisation), so pass output and reference in the
@@ -127,3 +130,20 @@ def plot_spectra(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_path, tit
     fig.tight_layout()
     fig.savefig(out_path)
     plt.close(fig)
+
+
+def phase_bias(a: np.ndarray, period: int = 4) -> float:
+    """The periodic pattern of period ``period`` in an image, in its units: the standard
+    deviation over the ``period x period`` pixel phases of the mean high-pass residual (the image
+    minus its ``period``-wide moving average, which holds none of the pattern). Content without a
+    fixed phase averages out over the image (a camera image, bicubic output: near 0); a
+    checkerboard alternating +-``c`` reads about ``c``."""
+    from scipy.ndimage import uniform_filter
+
+    p = _plane(a)
+    h, w = (p.shape[0] // period) * period, (p.shape[1] // period) * period
+    if h == 0 or w == 0:
+        raise ValueError(f"image {p.shape} smaller than the period {period}")
+    r = (p - uniform_filter(p, size=period, mode="reflect"))[:h, :w]
+    phases = r.reshape(h // period, period, w // period, period).mean(axis=(0, 2))
+    return float(phases.std())

@@ -86,6 +86,24 @@ def test_spectral_measures():
     assert spectral.frc_resolution(ref, noisy) > spectral.frc_resolution(ref, ref)
 
 
+def test_phase_bias_sees_checkerboards_and_nothing_else():
+    from sr import degrade, spectral
+
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:256, 0:256]
+    field = 100 + 60 * np.sin(x / 17) * np.cos(y / 11) + rng.normal(0, 8, (256, 256))
+    assert spectral.phase_bias(field) < 0.2  # content and noise have no fixed phase
+    bic = degrade.upscale_baseline(degrade.degrade(np.clip(field, 0, 255).astype(np.uint8)), "bicubic")
+    assert spectral.phase_bias(bic) < 0.2
+    for amp in (1.0, 3.0):
+        checker = field + amp * np.where((x + y) % 2 == 0, 1, -1)
+        assert spectral.phase_bias(checker) == pytest.approx(amp, rel=0.1)
+    stripes = field + 4.0 * (x % 4 == 0)  # every 4th column brighter: a pixel-shuffle-like pattern
+    assert spectral.phase_bias(stripes) > 1.0
+    with pytest.raises(ValueError):
+        spectral.phase_bias(np.zeros((3, 3)))
+
+
 def test_paired_statistics():
     from sr.evaluate import paired
 
