@@ -67,6 +67,7 @@ def test_compare_hr_scores_every_model_against_the_original(tiny_zoo, hr_png):
     hr = degrade.crop_to_multiple(imio.read_image(hr_png)[0])
     bic = api.upscale(degrade.degrade(hr), "bicubic")
     assert rows[0][2] == round(metrics.psnr(hr, bic), 2)
+    assert rows[0][9] == round(comparison.checkerboard(bic), 3) and all(r[9] >= 0 for r in rows)
     # lossless download = the model output, bit for bit
     f = next(p for p in st["downloads"] if p.endswith("_bicubic_x4.png"))
     assert np.array_equal(imio.read_image(f)[0], bic)
@@ -91,6 +92,7 @@ def test_compare_lr_has_no_metrics_and_says_why(tiny_zoo, tmp_path):
     assert "Improved SRGAN (arXiv 2010.04634): tile 4/4" in seen  # tiled inference reports tiles
     assert st["out_hw"] == [80, 96]
     assert all(r[2] is None and r[3] is None for r in comparison.table_rows(st))
+    assert all(r[9] is not None for r in comparison.table_rows(st))  # the checkerboard needs no reference
     assert cfg.NO_METRICS_WHY in st["message"]
     assert [it["key"] for it in st["items"]] == ["input", "bicubic", "srgan-improved"]
 

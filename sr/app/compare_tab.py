@@ -61,8 +61,8 @@ def compare_tab() -> SimpleNamespace:
         results = gr.Gallery(label="Results, side by side (lossless PNG views)", format="png",
                              columns=5, object_fit="contain", rows=1, elem_id="results",
                              buttons=["download", "fullscreen"])
-        table = gr.Dataframe(headers=cfg.TABLE_HEADERS, datatype=["str", "str", "number", "number",
-                                                                "number", "str", "number", "number", "number"],
+        table = gr.Dataframe(headers=cfg.TABLE_HEADERS, datatype=["str", "str", "number", "number", "number",
+                                                                "str", "number", "number", "number", "number"],
                              label="Metrics (PSNR/SSIM against your original; inference time)",
                              interactive=False, elem_id="metrics")
         gr.Markdown(cfg.METRICS_NOTE, elem_id="metrics-note")
