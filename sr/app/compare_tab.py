@@ -64,7 +64,8 @@ def compare_tab() -> SimpleNamespace:
         table = gr.Dataframe(headers=cfg.TABLE_HEADERS, datatype=["str", "str", "number", "number", "number",
                                                                 "str", "number", "number", "number", "number"],
                              label="Metrics (PSNR/SSIM against your original; inference time)",
-                             interactive=False, elem_id="metrics")
+                             column_widths=["19%", "13%", "8%", "8%", "7%", "6%", "10%", "9%", "10%", "10%"],
+                             wrap=True, interactive=False, elem_id="metrics")
         gr.Markdown(cfg.METRICS_NOTE, elem_id="metrics-note")
         gr.Markdown("### Compare two images with the slider")
         with gr.Row():

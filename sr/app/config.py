@@ -35,10 +35,10 @@ ROI_VIEW = 256   # region-of-interest crops are shown at about this size, neares
 
 
 TABLE_HEADERS = ["model", "id", "PSNR (dB)", "SSIM", "time (s)", "status", "cells PSNR (dB)", "cells SSIM",
-                 "HF spectrum distance (dB)", "checkerboard (grey levels)"]
+                 "HF distance (dB)", "checkerboard"]
 METRICS_NOTE = ("PSNR/SSIM against your original: data range 255 for 8-bit images, the reference's own range "
                 "(max - min) for 16-bit and float; SSIM with a 7x7 uniform window; mean over channels. "
-                "Cells: only the foreground (Otsu on the smoothed reference). HF spectrum distance: how far the "
+                "Cells: only the foreground (Otsu on the smoothed reference). HF distance: how far the "
                 "result's fine-detail spectrum is from the reference's (dB, lower is closer; bicubic leaves it empty). "
                 "Checkerboard (no reference needed): how much fine detail repeats with the 4x4 pixel grid of the "
                 "upscaling, in 8-bit grey levels (camera images and bicubic about 0.02-0.04; above ~0.3 it shows "
