@@ -312,9 +312,12 @@ def cli(args) -> int:
         from .publish import write_card
 
         keep = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lsd", "frc_px", "phase_bias", "feat_dist")
-        for row in rows:
+        for row in sorted(rows, key=lambda r: "@" in r["model"]):  # a GAN's own row before its blend-1 row
             mid, blend = parse_method(row["model"])
             if blend is not None:
+                if blend == 1.0 and zoo.get_entry(mid).learned:  # the GAN itself, next to its default blend
+                    zoo.update_entry(mid, card={f"test_blend1_{k}": row[k] for k in keep if k in row})
+                    write_card(mid)
                 continue
             card = {f"test_{k}": row[k] for k in keep if k in row}
             if baseline and f"dpsnr_vs_{baseline}" in row:
