@@ -155,6 +155,7 @@ def evaluate(files: list[Path], models: list[str], precision: str | None = None,
         ref_feat = feat.features(hr) if feat else None
         if spectra is not None:
             _add_spectrum(spectra, "reference", hr)
+        outs = {}
         for m in models:
             mid, blend = parse_method(m)
             if m not in warmed:  # first call loads the model and warms up: not timed
@@ -178,6 +179,12 @@ def evaluate(files: list[Path], models: list[str], precision: str | None = None,
                 _add_spectrum(spectra, m, out)
             results[m].per_image.append(rec)
             results[m].images.append(path.name)
+            outs[m] = out
+        for m in models:  # a GAN (at any blend) against the pixel-loss model it was fine-tuned from
+            parent = zoo.get_entry(parse_method(m)[0]).blend_parent
+            if parent in outs:
+                d = np.abs(outs[m].astype(np.float64) - outs[parent].astype(np.float64)).mean()
+                results[m].per_image[-1]["mad_parent"] = float(d) * 255 / _range(hr)
         if progress:
             print(f"[{i + 1}/{len(files)}] {path.name}", flush=True)
     return results
@@ -223,7 +230,7 @@ def summarize(results: dict[str, MethodResult], baseline: str | None = "bicubic"
                 row[f"d{key}_ci95"] = round(pr["ci95"], nd)
                 if key in ("psnr", "ssim"):
                     row[f"{key}_w/t/l"] = f"{pr['wins']}/{pr['ties']}/{pr['losses']}"
-        for key, nd in (("lsd", 2), ("frc_px", 2), ("phase_bias", 3), ("feat_dist", 4)):
+        for key, nd in (("lsd", 2), ("frc_px", 2), ("phase_bias", 3), ("mad_parent", 3), ("feat_dist", 4)):
             vals = [v for v in r.values(key) if v is not None]
             if vals:
                 row[key] = round(float(np.mean(vals)), nd)
@@ -290,7 +297,8 @@ def cli(args) -> int:
               "frequency; lower is closer); `frc_px`: Fourier ring correlation resolution against the reference "
               "(1/7 threshold, pixels; lower is better); `phase_bias`: checkerboard, the spread over the 4x4 "
               "pixel phases of the mean high-pass residual (8-bit grey levels; camera images and bicubic read "
-              "about 0.02-0.04)"
+              "about 0.02-0.04); `mad_parent`: a GAN's mean absolute difference from the pixel-loss model it "
+              "was fine-tuned from (8-bit grey levels)"
             + (f"; `feat_dist`: feature distance in `{feat.model_id}` (not msrgan's content network)" if feat else "")
             + f"; `id@a`: a GAN at blend a (else its default); time = mean seconds per image "
               f"({resolve_precision(args.precision)}, {hardware()}).")
@@ -311,7 +319,7 @@ def cli(args) -> int:
     if args.update_cards:
         from .publish import write_card
 
-        keep = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lsd", "frc_px", "phase_bias", "feat_dist")
+        keep = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lsd", "frc_px", "phase_bias", "mad_parent", "feat_dist")
         for row in sorted(rows, key=lambda r: "@" in r["model"]):  # a GAN's own row before its blend-1 row
             mid, blend = parse_method(row["model"])
             if blend is not None:
