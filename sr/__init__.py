@@ -18,10 +18,13 @@ def list_models(available_only: bool = False, kind: str | None = None) -> list[d
     return _list(available_only=available_only, kind=kind)
 
 
-def load(model_id: str):
-    from .zoo import load as _load
+def load(model_id: str, blend: float | None = None):
+    from .api import load as _load
 
-    return _load(model_id)
+    return _load(model_id, blend)
+
+
+load.__doc__ = "A fresh torch module of a zoo model (a GAN at its default blend); see sr.api.load."
 
 
 def upscale(image, model, **kwargs):

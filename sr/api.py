@@ -14,7 +14,19 @@ from .settings import settings
 from .tiling import DEFAULT_TILE, run_tiled
 
 list_models = zoo.list_models
-load = zoo.load
+
+
+def load(model_id: str, blend: float | None = None) -> torch.nn.Module:
+    """A fresh PyTorch module of a zoo model (eval mode, verified weights, ``.config`` and
+    ``.zoo_entry``): the model the id names, so ``upscale(x, load(id))`` computes what
+    ``upscale(x, id)`` does, as fast. For a GAN that is its default blend with its pixel-loss
+    parent (:mod:`sr.blend`); ``blend=1`` gives the GAN's own weights (``sr.zoo.load``)."""
+    a = resolve_blend(model_id, blend)
+    if a is None or a == 1.0:
+        return zoo.load(model_id)
+    from .blend import interpolate, parent_of
+
+    return interpolate(zoo.load(parent_of(model_id)), zoo.load(model_id), a)
 
 _fast_lock = threading.Lock()
 _fast: "OrderedDict[tuple, torch.nn.Module]" = OrderedDict()

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import zoo
+from .api import load as api_load
 
 
 def matmul_rate(mm, a: torch.Tensor, b: torch.Tensor, repeats: int = 5) -> float:
@@ -66,7 +67,7 @@ def bench_precisions(entry: zoo.ModelEntry, timer, gflop: float, ceilings: dict,
     from .api import upscale
     from .runtime import optimize_for_inference
 
-    plain = zoo.load(entry.id)
+    plain = api_load(entry.id)  # a GAN at its default blend, as its id runs
     img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
     nets = {want: optimize_for_inference(plain, want) for want in ("fp32", "bf16", "int8")}
     fns = {want: (lambda f=fast: upscale(img, f, tile=None)) for want, fast in nets.items()}
@@ -157,7 +158,7 @@ def bench_tiled(entry: zoo.ModelEntry, precision: str, tile: int, rss_reset, rss
     ``staged=False``: one-stage tiling (every tile through the whole model)."""
     from .api import fast_module, upscale
 
-    plain = zoo.load(entry.id)
+    plain = api_load(entry.id)  # a GAN at its default blend, as its id runs
     fast = fast_module(plain, precision)
     if not staged:
         fast = OneStage(fast)
@@ -177,7 +178,7 @@ def bench_module_vs_id(entry: zoo.ModelEntry, timer, side: int = 128, repeats: i
     """``sr.upscale(x, id)`` against ``sr.upscale(x, sr.load(id))`` (the README's example), alternated."""
     from .api import upscale
 
-    net = zoo.load(entry.id)
+    net = api_load(entry.id)  # sr.load: a GAN at its default blend
     img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
     upscale(img, entry.id), upscale(img, net)  # both built before timing
     by_id, by_module = [], []
