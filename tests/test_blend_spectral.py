@@ -50,6 +50,23 @@ def test_upscale_with_blend_endpoints(blend_zoo):
         sr.upscale(lr, "bicubic", blend=0.5)
 
 
+def test_load_is_the_model_the_id_names(blend_zoo):
+    """sr.load of a GAN with a default blend gives that blend, so sr.upscale(x, sr.load(id))
+    equals sr.upscale(x, id); blend=1 gives the GAN's own weights."""
+    import sr
+    from sr import zoo
+
+    zoo.update_entry("srgan-improved", card={"default_blend": 0.5})
+    half = sr.load("srgan-improved")
+    gan, parent = zoo.load("srgan-improved").state_dict(), zoo.load("srresnet-improved").state_dict()
+    k = next(k for k, v in gan.items() if v.is_floating_point() and not torch.equal(v, parent[k]))
+    assert torch.allclose(half.state_dict()[k], (gan[k] + parent[k]) / 2, atol=1e-6)
+    assert torch.equal(sr.load("srgan-improved", blend=1.0).state_dict()[k], gan[k])
+    assert half.zoo_entry.id == "srgan-improved" and not half.training
+    lr = blobs(24, 24)
+    assert np.array_equal(sr.upscale(lr, half, precision="fp32"), sr.upscale(lr, "srgan-improved", precision="fp32"))
+
+
 def test_blend_refuses_a_retrained_parent(blend_zoo):
     from sr import blend, zoo
 
