@@ -272,17 +272,17 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
         from .tiling import DEFAULT_TILE
 
         for e in focus:
-            rows = []
+            per_model = []
             for prec, tile, staged, label in (
                     ("bf16", 256, False, "previous default: bf16, one-stage tiles of 256"),
                     ("int8", 384, False, "int8, one-stage tiles of 384"),
                     ("int8", 128, True, "int8, two-stage, tile 128 (`--tile 128`)"),
                     ("auto", DEFAULT_TILE, True, f"default: auto precision, two-stage, tile {DEFAULT_TILE}")):
                 print(f"bench tiled {e.id} 2048x2048 {label} ...", flush=True)
-                rows.append(bp.bench_tiled(e, prec, tile, _rss_peak_reset, _rss_mb, label=label, staged=staged))
-            for r in rows:
-                r["speedup_vs_previous"] = round(rows[0]["seconds"] / r["seconds"], 2)
-            tiled += rows
+                per_model.append(bp.bench_tiled(e, prec, tile, _rss_peak_reset, _rss_mb, label=label, staged=staged))
+            for r in per_model:
+                r["speedup_vs_previous"] = round(per_model[0]["seconds"] / r["seconds"], 2)
+            tiled += per_model
         app = list(zoo.with_role("app-default"))
         if all(zoo.get_entry(m).available for m in app):
             print("bench cold start ...", flush=True)

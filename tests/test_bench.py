@@ -45,3 +45,23 @@ def test_markdown_sections():
               "ablation": [{"model": "a", "variant": "x", "median_ms": 3.0}]}
     text = bench.to_markdown(result, "python -m sr bench")
     assert "## Tiled path" in text and "## The app's comparison" in text and "## Fast-path ablation" in text
+
+
+def test_full_run_keeps_every_section(monkeypatch):
+    """The sections a full run adds (heavy parts stubbed) leave the latency rows alone."""
+    from sr import bench_precision as bp
+
+    monkeypatch.setattr(bench, "bench_model", lambda e, *a, **k: [{"model": e.id, "path": "x", "median_ms": 1.0}])
+    monkeypatch.setattr(bench, "matmul_gflops", lambda *a, **k: 1.0)
+    monkeypatch.setattr(bp, "int8_matmul_gops", lambda *a, **k: 1.0)
+    monkeypatch.setattr(bp, "bench_precisions", lambda *a, **k: [])
+    monkeypatch.setattr(bp, "bench_module_vs_id", lambda *a, **k: [])
+    monkeypatch.setattr(bp, "bench_cold_start", lambda *a, **k: [])
+    monkeypatch.setattr(bench, "bench_ablation", lambda *a, **k: [])
+    monkeypatch.setattr(bench, "bench_compare", lambda *a, **k: {})
+    monkeypatch.setattr(bench, "forward_gflop", lambda *a, **k: 1.0)
+    secs = iter([10.0, 6.0, 5.0, 4.0] * 4)
+    monkeypatch.setattr(bp, "bench_tiled", lambda e, prec, tile, *a, **k: {"model": e.id, "seconds": next(secs)})
+    r = bench.run(["srgan-lite"], repeats=1)
+    assert r["rows"] == [{"model": "srgan-lite", "path": "x", "median_ms": 1.0}]
+    assert [t["speedup_vs_previous"] for t in r["tiled"]] == [1.0, round(10 / 6, 2), 2.0, 2.5]
