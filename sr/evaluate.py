@@ -190,6 +190,15 @@ def evaluate(files: list[Path], models: list[str], precision: str | None = None,
     return results
 
 
+def _precision_note(precision: str | None) -> str:
+    from .settings import settings
+
+    asked = precision or settings().precision
+    if asked == "auto":
+        return "auto: int8 where the model ships a matching int8 form and the CPU has int8 instructions, else bf16"
+    return asked
+
+
 def _range(hr: np.ndarray) -> float:
     """The reference's data range, as PSNR takes it (255 for 8-bit, else max - min)."""
     return 255.0 if hr.dtype == np.uint8 else max(float(hr.max()) - float(hr.min()), 1e-12)
@@ -267,7 +276,7 @@ def write_tables(rows: list[dict], out_dir: Path, name: str, title: str, command
 
 
 def cli(args) -> int:
-    from .runtime import hardware, resolve_precision
+    from .runtime import hardware
 
     models = args.models.split(",") if args.models else [e.id for e in zoo.super_resolvers()]
     if all(zoo.get_entry(parse_method(m)[0]).kind == "featurenet" for m in models):
@@ -301,7 +310,7 @@ def cli(args) -> int:
               "was fine-tuned from (8-bit grey levels)"
             + (f"; `feat_dist`: feature distance in `{feat.model_id}` (not msrgan's content network)" if feat else "")
             + f"; `id@a`: a GAN at blend a (else its default); time = mean seconds per image "
-              f"({resolve_precision(args.precision)}, {hardware()}).")
+              f"({_precision_note(args.precision)}, {hardware()}).")
     md, csv_path = write_tables(rows, Path(args.out), name, f"Evaluation: {', '.join(args.data)}", command, note)
     print(md.read_text())
     if spectra:
