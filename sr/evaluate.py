@@ -329,7 +329,7 @@ def cli(args) -> int:
         from .publish import write_card
 
         keep = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lsd", "frc_px", "phase_bias", "mad_parent", "feat_dist")
-        for row in sorted(rows, key=lambda r: "@" in r["model"]):  # a GAN's own row before its blend-1 row
+        for row in rows:  # card fields merge, so the order of a GAN's own and blend-1 rows does not matter
             mid, blend = parse_method(row["model"])
             if blend is not None:
                 if blend == 1.0 and zoo.get_entry(mid).learned:  # the GAN itself, next to its default blend
