@@ -1,7 +1,7 @@
 """Per-layer time of a zoo generator's OpenVINO model (OpenVINO's PERF_COUNT), grouped by module.
 
     python scripts/ov_profile.py [--model srgan-improved] [--precision bf16|int8|fp32] [--side 128]
-                                 [--repeats 8] [--part whole|trunk|up]
+                                 [--repeats 8] [--part whole|trunk|up] [--layers N]
 
 Prints the median latency and the time per module group (head, body, upsample.0, upsample.1,
 tail, ...) and per (layer type, kernel) of the last run. ``--part``: one half of the two-stage
@@ -30,6 +30,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--part", default="whole", choices=["whole", "trunk", "up"])
+    ap.add_argument("--layers", type=int, default=0, help="also list this many single layers, slowest first")
     a = ap.parse_args()
     core, fp, _ = int8.source_core(a.model)
     in_c = zoo.get_entry(a.model).arch.get("in_channels", 1)
@@ -69,6 +70,9 @@ def main() -> int:
     print("by module (ms, last run):", {k: round(v / 1e3, 1) for k, v in groups.most_common()})
     for (node, kernel), us in kinds.most_common(10):
         print(f"  {node:18s} {kernel:28s} {us / 1e3:7.1f} ms")
+    layers = sorted(request.profiling_info, key=lambda p: -p.real_time.total_seconds())[:a.layers]
+    for p in layers:
+        print(f"  {p.real_time.total_seconds() * 1e3:6.2f} ms  {p.node_type:16s} {p.exec_type:26s} {p.node_name[-70:]}")
     return 0
 
 

@@ -37,7 +37,7 @@ from .settings import settings
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: pixel shuffles converted to DepthToSpace (sr.ovgraph)
 _FEATURES = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 _lock = threading.Lock()
 
@@ -98,9 +98,12 @@ def blob_dir() -> Path:
 def _convert(core: torch.nn.Module, in_channels: int):
     import openvino as ov
 
+    from .ovgraph import pixel_shuffles_to_depth_to_space
+
     ex = torch.zeros(1, in_channels, 32, 32)
     with torch.no_grad():
-        return ov.convert_model(core, example_input=ex, input=[ov.PartialShape([-1, in_channels, -1, -1])])
+        model = ov.convert_model(core, example_input=ex, input=[ov.PartialShape([-1, in_channels, -1, -1])])
+    return pixel_shuffles_to_depth_to_space(model)[0]
 
 
 def _store(model, final: Path, fp: str, in_channels: int) -> Path | None:

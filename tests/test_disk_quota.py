@@ -129,3 +129,19 @@ def test_quota_refusal_is_a_one_line_user_error(tmp_path, monkeypatch):
     with pytest.raises(gr.Error) as ei:
         handler()
     assert "the most one session" in ei.value.message and "\n" not in ei.value.message
+
+
+def test_settings_follow_the_environment_at_once(monkeypatch):
+    """settings() is cached on the raw SR_* values: any change is seen on the next call."""
+    from sr.settings import settings
+
+    monkeypatch.delenv("SR_MOS_CROP", raising=False)
+    a = settings()
+    assert settings() is a and a.mos_crop == 256
+    monkeypatch.setenv("SR_MOS_CROP", "128")
+    assert settings().mos_crop == 128
+    monkeypatch.setenv("SR_MOS_CROP", "not a number")
+    with pytest.raises(ValueError, match="SR_MOS_CROP"):
+        settings()
+    monkeypatch.delenv("SR_MOS_CROP")
+    assert settings() is a

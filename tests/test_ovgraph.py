@@ -1,0 +1,70 @@
+"""The OpenVINO graph rewrites (sr.ovgraph) keep the function and do what they say."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sr import int8, ovcache, runtime
+from sr.openvino_path import openvino_core
+from conftest import blobs
+
+ov = pytest.importorskip("openvino")
+
+
+def _tiny(arch: str):
+    from sr.arch import Generator
+    from sr.testing import TINY_ARCHS, _full_arch
+
+    torch.manual_seed(0)
+    return Generator(**_full_arch(**{**TINY_ARCHS[arch], "blocks": 2, "width": 16})).eval()
+
+
+def _types(model):
+    return [op.get_type_name() for op in model.get_ordered_ops()]
+
+
+def _run(model, x, hint="f32"):
+    return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})({0: x})[0]
+
+
+@pytest.mark.parametrize("arch", ["srgan", "srgan-improved"])
+def test_converted_pixel_shuffles_are_depth_to_space_and_exact(arch):
+    core = openvino_core(runtime.FastGenerator(_tiny(arch), "fp32"))
+    model = ovcache._convert(core, 1)
+    assert _types(model).count("DepthToSpace") >= 2 and "Transpose" not in _types(model)
+    x = torch.rand(1, 1, 19, 23)
+    with torch.no_grad():
+        want = core(x).numpy()
+    np.testing.assert_allclose(_run(model, x.numpy()), want, atol=2e-5)
+
+
+def test_depth_to_space_rewrite_leaves_other_transposes_alone():
+    from openvino import opset13 as ops
+
+    from sr.ovgraph import pixel_shuffles_to_depth_to_space
+
+    p = ops.parameter([1, 8, 5, 6], np.float32)
+    t = ops.transpose(p, ops.constant(np.array([0, 1, 3, 2], dtype=np.int64)))
+    model = ov.Model([t], [p])
+    _, n = pixel_shuffles_to_depth_to_space(model)
+    assert n == 0 and "Transpose" in _types(model)
+
+
+def test_quantised_sums_computed_apart_keep_the_values():
+    pytest.importorskip("nncf")
+    from sr.ovgraph import requantize_sums_apart
+
+    core = openvino_core(runtime.FastGenerator(_tiny("srgan-improved"), "fp32"))
+    calib = [blobs(24, 24, seed=i).astype(np.float32)[None, None] / 255 for i in range(4)]
+    q = int8.quantize_model(ovcache._convert(core, 1), calib, int8.PARTS["ends-and-sums-bf16"])
+    x = blobs(32, 28, seed=9).astype(np.float32)[None, None] / 255
+    before = _run(q, x)
+    adds = _types(q).count("Add")
+    q2, n = requantize_sums_apart(q.clone())
+    assert n >= 1 and _types(q2).count("Add") == adds + n
+    for op in q2.get_ordered_ops():  # every quantiser of a residual sum reads its own copy
+        if op.get_type_name() == "FakeQuantize" and "aten::add/" in op.input_value(0).get_node().get_friendly_name():
+            assert len(op.input_value(0).get_target_inputs()) == 1
+    np.testing.assert_array_equal(_run(q2, x), before)  # fp32 sums: the same numbers
+    assert requantize_sums_apart(q2)[1] == 0  # idempotent
