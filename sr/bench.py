@@ -37,6 +37,7 @@ import torch
 
 from .settings import settings
 from . import zoo
+from . import api
 from .api import load as api_load
 from .tables import command_line, markdown_table
 from . import bench_precision as bp
@@ -244,7 +245,7 @@ def machine() -> dict:
             "backend": resolve_backend(), "compile": settings().compile}
 
 
-def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) -> dict:
+def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False, tiled_rounds: int = 2) -> dict:
     entries = [zoo.get_entry(m) for m in models] if models else [
         e for e in zoo.entries() if e.upscales and e.id != "nearest"]
     sizes = [128] if quick else [128, 256]
@@ -272,17 +273,13 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False) 
         from .tiling import DEFAULT_TILE
 
         for e in focus:
-            per_model = []
-            for prec, tile, staged, label in (
-                    ("bf16", 256, False, "previous default: bf16, one-stage tiles of 256"),
-                    ("int8", 384, False, "int8, one-stage tiles of 384"),
-                    ("int8", 128, True, "int8, two-stage, tile 128 (`--tile 128`)"),
-                    ("auto", DEFAULT_TILE, True, f"default: auto precision, two-stage, tile {DEFAULT_TILE}")):
-                print(f"bench tiled {e.id} 2048x2048 {label} ...", flush=True)
-                per_model.append(bp.bench_tiled(e, prec, tile, _rss_peak_reset, _rss_mb, label=label, staged=staged))
-            for r in per_model:
-                r["speedup_vs_previous"] = round(per_model[0]["seconds"] / r["seconds"], 2)
-            tiled += per_model
+            configs = [("bf16", 256, False, "previous default: bf16, one-stage tiles of 256"),
+                       ("int8", 384, False, "int8, one-stage tiles of 384")]
+            if api.fast_model(e.id).fast_precision != "int8":  # auto keeps this one out of int8: time both
+                configs.append(("int8", DEFAULT_TILE, True, f"int8 (asked), two-stage, tile {DEFAULT_TILE}"))
+            configs.append(("auto", DEFAULT_TILE, True, f"default: auto precision, two-stage, tile {DEFAULT_TILE}"))
+            print(f"bench tiled {e.id} 2048x2048: {len(configs)} paths x {tiled_rounds} rounds ...", flush=True)
+            tiled += bp.bench_tiled(e, configs, _rss_peak_reset, _rss_mb, rounds=tiled_rounds)
         app = list(zoo.with_role("app-default"))
         if all(zoo.get_entry(m).available for m in app):
             print("bench cold start ...", flush=True)

@@ -152,26 +152,41 @@ class OneStage(torch.nn.Module):
         return self.fast(x)
 
 
-def bench_tiled(entry: zoo.ModelEntry, precision: str, tile: int, rss_reset, rss_mb, side: int = 2048,
-                label: str = "", staged: bool = True) -> dict:
-    """One tiled ``side`` x ``side`` run of ``entry`` (uint8 in and out, as a user runs it);
-    ``staged=False``: one-stage tiling (every tile through the whole model)."""
+def bench_tiled(entry: zoo.ModelEntry, configs, rss_reset, rss_mb, side: int = 2048, rounds: int = 2) -> list[dict]:
+    """Tiled ``side`` x ``side`` runs of ``entry`` (uint8 in and out, as a user runs it), one row
+    per ``(precision, tile, staged, label)`` of ``configs`` (``staged=False``: one-stage tiling,
+    every tile through the whole model). The configurations run in turn, ``rounds`` times, so
+    a slow phase of the machine hits all of them: ``seconds`` is each one's median,
+    ``speedup_vs_previous`` the median of its per-round ratios to the first configuration,
+    ``peak_rss_growth_mb`` the largest of its runs."""
     from .api import fast_module, upscale
 
     plain = api_load(entry.id)  # a GAN at its default blend, as its id runs
-    fast = fast_module(plain, precision)
-    if not staged:
-        fast = OneStage(fast)
     img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
-    upscale(img[:64, :64], fast, tile=tile)
-    rss_reset()
-    base = rss_mb("VmRSS")
-    t = time.perf_counter()
-    out = upscale(img, fast, tile=tile)
-    dt = time.perf_counter() - t
-    return {"model": entry.id, "path": label, "precision": fast.fast_precision, "input": f"{side}x{side}x1",
-            "output": f"{out.shape[1]}x{out.shape[0]}", "tiling": "two-stage" if staged else "one-stage", "tile": tile, "seconds": round(dt, 2),
-            "peak_rss_growth_mb": round(rss_mb("VmHWM") - base, 1), "output_mb": round(out.nbytes / 2 ** 20, 1)}
+    paths = []
+    for precision, tile, staged, label in configs:
+        fast = fast_module(plain, precision)
+        paths.append((OneStage(fast) if not staged else fast, precision, tile, staged, label))
+    times, peaks, shape = [[] for _ in paths], [[] for _ in paths], None
+    for _ in range(rounds):
+        for i, (fast, _, tile, _, _) in enumerate(paths):
+            upscale(img[:64, :64], fast, tile=tile)  # compiled before timing
+            rss_reset()
+            base = rss_mb("VmRSS")
+            t = time.perf_counter()
+            out = upscale(img, fast, tile=tile)
+            times[i].append(time.perf_counter() - t)
+            peaks[i].append(rss_mb("VmHWM") - base)
+            shape, nbytes = out.shape, out.nbytes
+            del out
+    rows = []
+    for i, (fast, _, tile, staged, label) in enumerate(paths):
+        rows.append({"model": entry.id, "path": label, "precision": fast.fast_precision, "input": f"{side}x{side}x1",
+                     "output": f"{shape[1]}x{shape[0]}", "tiling": "two-stage" if staged else "one-stage", "tile": tile,
+                     "rounds": rounds, "seconds": round(statistics.median(times[i]), 2),
+                     "peak_rss_growth_mb": round(max(peaks[i]), 1), "output_mb": round(nbytes / 2 ** 20, 1),
+                     "speedup_vs_previous": round(statistics.median(a / b for a, b in zip(times[0], times[i])), 2)})
+    return rows
 
 
 def bench_module_vs_id(entry: zoo.ModelEntry, timer, side: int = 128, repeats: int = 7) -> list[dict]:

@@ -129,8 +129,9 @@ class OpenVINOCore(nn.Module):
 
 def openvino_generator(model: nn.Module, requested: str, precision: str) -> FastGenerator:
     """The rewritten generator converted (fp32 graph), then compiled in ``precision``: its int8
-    model (:mod:`sr.int8`) when asked for or (``auto``) when the CPU has int8 instructions and a
-    quantised model pinned for exactly these weights exists; else bf16/fp32."""
+    model (:mod:`sr.int8`) when asked for or (``auto``) when the CPU has int8 instructions, a
+    quantised model pinned for exactly these weights exists and its validation drift passes
+    :func:`sr.int8.auto_ok`; else bf16/fp32."""
     from . import ovcache
 
     t0 = time.perf_counter()
@@ -144,6 +145,11 @@ def openvino_generator(model: nn.Module, requested: str, precision: str) -> Fast
 
         if precision == "int8" or int8.cpu_has_int8():
             int8_xml = int8.find(entry.id, fingerprint) if entry is not None else None
+        if int8_xml is not None and precision != "int8":
+            ok, why = int8.auto_ok(int8_xml)
+            if not ok:
+                log.info("auto precision: %s runs bf16/fp32, not int8 (%s)", entry.id, why)
+                int8_xml = None
         if int8_xml is None and precision == "int8":
             precision = _int8_fallback(model, "no quantised model matches these weights "
                                               "(`python -m sr quantize MODEL` makes one)")

@@ -5,7 +5,8 @@
 * ``fp32``: plain float32 everywhere else. fp16 is never used on CPU.
 * ``int8`` (CPU, OpenVINO): the model's quantised form (:mod:`sr.int8`), where one was made and
   pinned for exactly these weights; ``auto`` picks it on CPUs with int8 dot-product
-  instructions (VNNI / AMX-INT8). Asked for where there is none (another blend, the torch
+  instructions (VNNI / AMX-INT8) when its validation drift is small (:func:`sr.int8.auto_ok`:
+  the GANs' int8 forms move SSIM too much, so they run bf16 unless int8 is asked for). Asked for where there is none (another blend, the torch
   backend), the model runs in bf16 (or fp32) and says so in ``.fast_precision``.
 * On CUDA (``SR_DEVICE``, :mod:`sr.device`): ``auto`` is bf16 (fp16 on GPUs without bf16);
   ``fp16`` is allowed there only.

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from sr import bench, cli
 
 
@@ -60,8 +62,37 @@ def test_full_run_keeps_every_section(monkeypatch):
     monkeypatch.setattr(bench, "bench_ablation", lambda *a, **k: [])
     monkeypatch.setattr(bench, "bench_compare", lambda *a, **k: {})
     monkeypatch.setattr(bench, "forward_gflop", lambda *a, **k: 1.0)
-    secs = iter([10.0, 6.0, 5.0, 4.0] * 4)
-    monkeypatch.setattr(bp, "bench_tiled", lambda e, prec, tile, *a, **k: {"model": e.id, "seconds": next(secs)})
+    monkeypatch.setattr(bp, "bench_tiled", lambda e, configs, *a, **k: [{"model": e.id, "path": c[3]} for c in configs])
     r = bench.run(["srgan-lite"], repeats=1)
     assert r["rows"] == [{"model": "srgan-lite", "path": "x", "median_ms": 1.0}]
-    assert [t["speedup_vs_previous"] for t in r["tiled"]] == [1.0, round(10 / 6, 2), 2.0, 2.5]
+    paths = [t["path"] for t in r["tiled"]]
+    assert paths[0].startswith("previous default") and paths[-1].startswith("default: auto")
+
+
+def test_tiled_paths_run_in_turn_and_ratios_are_per_round(monkeypatch):
+    """Each round times every path once; the speed-up is the median of the per-round ratios."""
+    from types import SimpleNamespace
+
+    from sr import api as sr_api
+    from sr import bench_precision as bp
+
+    clock = [0.0]
+    cost = {"a": [10.0, 30.0, 10.0], "b": [5.0, 10.0, 5.0]}  # the machine slows down in round 2
+    calls = {"a": 0, "b": 0}
+
+    def fake_upscale(img, fast, tile=None):
+        if img.shape[0] > 64:
+            clock[0] += cost[fast.tag][calls[fast.tag]]
+            calls[fast.tag] += 1
+        return np.zeros((img.shape[0] * 4, img.shape[1] * 4), np.uint8)
+
+    monkeypatch.setattr(bp, "api_load", lambda mid: object())
+    monkeypatch.setattr(sr_api, "fast_module", lambda plain, p: SimpleNamespace(tag=p, fast_precision=p))
+    monkeypatch.setattr(sr_api, "upscale", fake_upscale)
+    monkeypatch.setattr(bp, "OneStage", lambda f: f)
+    monkeypatch.setattr(bp.time, "perf_counter", lambda: clock[0])
+    rows = bp.bench_tiled(SimpleNamespace(id="m"), [("a", 256, False, "A"), ("b", 192, True, "B")],
+                          lambda: None, lambda k: 0.0, side=128, rounds=3)
+    assert [r["seconds"] for r in rows] == [10.0, 5.0] and [r["rounds"] for r in rows] == [3, 3]
+    assert [r["speedup_vs_previous"] for r in rows] == [1.0, 2.0]  # ratios 2, 3, 2
+    assert rows[1]["tiling"] == "two-stage" and rows[0]["tiling"] == "one-stage"

@@ -119,7 +119,8 @@ def test_quantize_writes_pins_and_runs_int8(tiny_int8, caplog):
     ref = api.upscale(img, "srgan-improved", precision="fp32")
     net = api.fast_model("srgan-improved", "int8")
     assert net.fast_precision == "int8"
-    assert api.fast_model("srgan-improved").fast_precision == "int8"  # auto, on an int8 CPU
+    ok, _ = int8.auto_ok(folder / int8.XML)
+    assert api.fast_model("srgan-improved").fast_precision == ("int8" if ok else "bf16")  # auto, on an int8 CPU
     assert api.fast_model("srgan-improved", "bf16").fast_precision in ("bf16", "fp32")  # asked: kept
     out = api.upscale(img, "srgan-improved", precision="int8")
     assert out.shape == ref.shape and metrics.psnr(ref, out) > 25
@@ -129,6 +130,26 @@ def test_quantize_writes_pins_and_runs_int8(tiny_int8, caplog):
     with caplog.at_level(logging.WARNING):
         other = runtime.optimize_for_inference(zoo.load("srgan"), "int8")
     assert other.fast_precision in ("bf16", "fp32") and "sr quantize" in caplog.text
+
+
+def test_auto_skips_an_int8_form_whose_validation_ssim_drifts(tiny_int8, caplog):
+    """`auto` runs int8 only within the PSNR and SSIM drift bounds recorded on validation;
+    asked for explicitly, int8 runs anyway."""
+    (reg, weights), _ = tiny_int8
+    info_file = weights / "srgan-improved" / int8.INFO
+    info = json.loads(info_file.read_text())
+    for dpsnr, dssim, want in ((-0.01, -0.001, "int8"), (-0.01, -2 * int8.AUTO_DSSIM, "bf16"), (-0.5, 0.0, "bf16")):
+        info["validation"].update(dpsnr=dpsnr, dssim=dssim)
+        info_file.write_text(json.dumps(info))
+        api._fast.clear()
+        with caplog.at_level(logging.INFO):
+            got = api.fast_model("srgan-improved").fast_precision
+        assert got == want or (want == "bf16" and got == "fp32"), (dpsnr, dssim, got)
+        assert api.fast_model("srgan-improved", "int8").fast_precision == "int8"
+    assert "runs bf16/fp32, not int8" in caplog.text
+    info_file.unlink()  # no record: not picked by auto
+    api._fast.clear()
+    assert api.fast_model("srgan-improved").fast_precision != "int8"
 
 
 def test_tampered_int8_file_is_not_used(tiny_int8, caplog):
