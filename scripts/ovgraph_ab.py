@@ -4,7 +4,8 @@
 
 Takes the model as the fast path runs it (the shipped int8 form, or the converted fp32 graph compiled
 in bf16), builds the graph *without* the rewrites (each `DepthToSpace` back to torch's reshape ->
-transpose -> reshape; each residual sum computed apart for its quantiser merged back into the one sum),
+transpose -> reshape; each residual sum computed apart for its quantiser merged back into the one sum;
+bf16: the upsampling convolutions converted without phase windows),
 checks both compute the same, and times them call by call in turn: prints each one's median and the
 median of the per-call ratios. Run it on an idle machine.
 """
@@ -72,17 +73,18 @@ def main() -> int:
     core, fp, _ = int8.source_core(a.model)
     in_c = zoo.get_entry(a.model).arch.get("in_channels", 1)
 
-    def load():
+    def load(phase_windows=True):
         if a.precision == "bf16":
-            return ovcache._convert(core, in_c)
+            return ovcache._convert(core, in_c, phase_windows=phase_windows)
         xml = int8.find(a.model, fp)
         if xml is None:
             raise SystemExit(f"{a.model} has no int8 model for its current weights")
         return ov.Core().read_model(str(xml))
 
     after = load()
-    before, n_d2s = undo_depth_to_space(load())
+    before, n_d2s = undo_depth_to_space(load(phase_windows=False))
     before, n_sums = undo_sums_apart(before)
+    n_phase = sum(1 for op in after.get_ordered_ops() if op.get_friendly_name().endswith("/phase0"))
     cfg = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": a.threads}
     reqs = {k: ov.Core().compile_model(m, "CPU", cfg).create_infer_request() for k, m in
             (("without rewrites", before), ("with rewrites", after))}
@@ -99,7 +101,7 @@ def main() -> int:
             r.infer({0: x})
             times[k].append(time.perf_counter() - t)
     ratio = statistics.median(p / q for p, q in zip(times["without rewrites"], times["with rewrites"]))
-    print(f"{a.model} {a.precision} {a.side}->{a.side * 4}: undone {n_d2s} DepthToSpace, {n_sums} sums apart; "
+    print(f"{a.model} {a.precision} {a.side}->{a.side * 4}: undone {n_d2s} DepthToSpace, {n_sums} sums apart, {n_phase} phase-window stages; "
           f"max |difference| {diff:.4g} (output 0..1)")
     for k, v in times.items():
         print(f"  {k}: median {1e3 * statistics.median(v):.2f} ms")

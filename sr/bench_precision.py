@@ -92,6 +92,35 @@ def bench_precisions(entry: zoo.ModelEntry, timer, gflop: float, ceilings: dict,
     return rows
 
 
+def bench_video(entry: zoo.ModelEntry, side: int = 128, frames: int = 8, rounds: int = 15) -> list[dict]:
+    """Frames per second of ``entry`` on ``side`` x ``side`` one-plane frames: one frame per call
+    (latency) and ``frames`` frames per call as :mod:`sr.video` batches them (throughput), at the
+    default precision, timed call by call in turn (:func:`interleaved`)."""
+    from .api import upscale
+
+    rng = np.random.default_rng(0)
+    one = (rng.random((side, side)) * 255).astype(np.uint8)
+    stack = (rng.random((side, side, frames)) * 255).astype(np.uint8)  # the planes sr.video stacks
+    fns = {"one frame per call": lambda: upscale(one, entry.id, tile=None),
+           f"{frames} frames per call (sr.video batching)": lambda: upscale(stack, entry.id, tile=None)}
+    times = interleaved(fns, rounds)
+    single = times["one frame per call"]
+    rows = []
+    for (label, t), n in zip(times.items(), (1, frames)):
+        med = statistics.median(t)
+        rows.append({"model": entry.id, "frames": label, "input": f"{side}x{side}x1 per frame",
+                     "precision": api_fast_precision(entry.id), "median_ms_per_call": round(med * 1e3, 2),
+                     "ms_per_frame": round(med * 1e3 / n, 2), "fps": round(n / med, 1),
+                     "fps_over_one_per_call": round(statistics.median(n * a / b for a, b in zip(single, t)), 2)})
+    return rows
+
+
+def api_fast_precision(model_id: str) -> str:
+    from .api import fast_model
+
+    return fast_model(model_id).fast_precision
+
+
 _COLD = r"""
 import json, sys, time
 t0 = time.perf_counter()

@@ -199,7 +199,7 @@ def build(model_id: str, data_dir: str | Path, calib_n: int = 120, val_limit: in
     entry = zoo.get_entry(model_id)
     core, fp, a = source_core(model_id)
     in_c = entry.arch.get("in_channels", 1)
-    fp32 = ovcache._convert(core, in_c)
+    fp32 = ovcache._convert(core, in_c, phase_windows=False)  # int8: see sr.ovgraph
     threads = torch.get_num_threads()
     ref = ovcache.compile_model(fp32, "fp32", threads)
     t0 = time.perf_counter()

@@ -37,7 +37,7 @@ from .settings import settings
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: pixel shuffles converted to DepthToSpace (sr.ovgraph)
+FORMAT = 3  # 2: pixel shuffles as DepthToSpace; 3: phase-window upsampling (sr.ovgraph)
 _FEATURES = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 _lock = threading.Lock()
 
@@ -95,15 +95,18 @@ def blob_dir() -> Path:
     return root() / "blobs" / tag
 
 
-def _convert(core: torch.nn.Module, in_channels: int):
+def _convert(core: torch.nn.Module, in_channels: int, phase_windows: bool = True):
+    """The fp32 OpenVINO model of ``core`` with :mod:`sr.ovgraph`'s rewrites (``phase_windows``:
+    the 2x2-window upsampling convolutions, for bf16/fp32 compilation; not for int8)."""
     import openvino as ov
 
-    from .ovgraph import pixel_shuffles_to_depth_to_space
+    from .ovgraph import nearest_upsampling_as_phase_windows, pixel_shuffles_to_depth_to_space
 
     ex = torch.zeros(1, in_channels, 32, 32)
     with torch.no_grad():
         model = ov.convert_model(core, example_input=ex, input=[ov.PartialShape([-1, in_channels, -1, -1])])
-    return pixel_shuffles_to_depth_to_space(model)[0]
+    model = pixel_shuffles_to_depth_to_space(model)[0]
+    return nearest_upsampling_as_phase_windows(model)[0] if phase_windows else model
 
 
 def _store(model, final: Path, fp: str, in_channels: int) -> Path | None:

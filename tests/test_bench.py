@@ -60,11 +60,14 @@ def test_full_run_keeps_every_section(monkeypatch):
     monkeypatch.setattr(bp, "bench_module_vs_id", lambda *a, **k: [])
     monkeypatch.setattr(bp, "bench_cold_start", lambda *a, **k: [])
     monkeypatch.setattr(bench, "bench_ablation", lambda *a, **k: [])
+    monkeypatch.setattr(bp, "bench_video", lambda e, **k: [{"model": e.id, "fps": 1.0}])
     monkeypatch.setattr(bench, "bench_compare", lambda *a, **k: {})
     monkeypatch.setattr(bench, "forward_gflop", lambda *a, **k: 1.0)
     monkeypatch.setattr(bp, "bench_tiled", lambda e, configs, *a, **k: [{"model": e.id, "path": c[3]} for c in configs])
     r = bench.run(["srgan-lite"], repeats=1)
     assert r["rows"] == [{"model": "srgan-lite", "path": "x", "median_ms": 1.0}]
+    assert r["video"] == [{"model": "srgan-lite", "fps": 1.0}]  # the live model's frames per second
+    assert "## Frames per second" in bench.to_markdown({**r, "command": "x"}, "x")
     paths = [t["path"] for t in r["tiled"]]
     assert paths[0].startswith("previous default") and paths[-1].startswith("default: auto")
 

@@ -218,7 +218,7 @@ def test_widened_ranges_touch_activations_only(tmp_path):
     pytest.importorskip("nncf")
     core = runtime.FastGenerator(_tiny_improved(), "fp32").core
     calib = [blobs(24, 24, seed=i).astype(np.float32)[None, None] / 255 for i in range(4)]
-    q = int8.quantize_model(ovcache._convert(core, 1), calib)
+    q = int8.quantize_model(ovcache._convert(core, 1, phase_windows=False), calib)
     wide = int8.widen_ranges(q, 2.0)
 
     def ranges(m):
@@ -258,7 +258,7 @@ def test_kept_out_parts_get_no_quantiser(variant):
     pytest.importorskip("nncf")
     core = openvino_core(runtime.FastGenerator(_tiny_improved(), "fp32"))
     calib = [blobs(24, 24, seed=i).astype(np.float32)[None, None] / 255 for i in range(4)]
-    q = int8.quantize_model(ovcache._convert(core, 1), calib, int8.PARTS[variant])
+    q = int8.quantize_model(ovcache._convert(core, 1, phase_windows=False), calib, int8.PARTS[variant])
     fed = set()
     for op in q.get_ordered_ops():
         if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() != "Constant":
