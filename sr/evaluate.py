@@ -190,13 +190,23 @@ def evaluate(files: list[Path], models: list[str], precision: str | None = None,
     return results
 
 
-def _precision_note(precision: str | None) -> str:
+def _precision_note(precision: str | None, models: list[str] | None = None) -> str:
+    """What ran: the precision asked for, and for ``auto`` what it ran per learned model."""
     from .settings import settings
 
     asked = precision or settings().precision
-    if asked == "auto":
-        return "auto: int8 where the model ships a matching int8 form and the CPU has int8 instructions, else bf16"
-    return asked
+    if asked != "auto":
+        return asked
+    ran: dict[str, list[str]] = {}
+    from .api import fast_model
+
+    for m in models or []:
+        mid, _, a = m.partition("@")
+        if zoo.get_entry(mid).kind == "generator":
+            ran.setdefault(fast_model(mid, blend=float(a) if a else None).fast_precision, []).append(m)
+    said = "; ".join(f"{p}: {', '.join(ms)}" for p, ms in sorted(ran.items()))
+    return ("auto: int8 where the model ships a matching int8 form within its validation drift bounds and "
+            "the CPU has int8 instructions, else bf16" + (f" (here {said})" if said else ""))
 
 
 def _range(hr: np.ndarray) -> float:
@@ -310,7 +320,7 @@ def cli(args) -> int:
               "was fine-tuned from (8-bit grey levels)"
             + (f"; `feat_dist`: feature distance in `{feat.model_id}` (not msrgan's content network)" if feat else "")
             + f"; `id@a`: a GAN at blend a (else its default); time = mean seconds per image "
-              f"({_precision_note(args.precision)}, {hardware()}).")
+              f"({_precision_note(args.precision, models)}, {hardware()}).")
     md, csv_path = write_tables(rows, Path(args.out), name, f"Evaluation: {', '.join(args.data)}", command, note)
     print(md.read_text())
     if spectra:

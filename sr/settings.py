@@ -57,6 +57,7 @@ class Settings:
     app_concurrency: int = _var("SR_APP_CONCURRENCY", 1, "inference jobs at once", int)
     app_tmp: str | None = _var("SR_APP_TMP", None, "folder of the run files (default `$TMPDIR/sr-app`)")
     app_warmup: bool = _var("SR_APP_WARMUP", True, "`0`: do not load the default models at start", _bool)
+    app_warmup_wait: float = _var("SR_APP_WARMUP_WAIT", 60.0, "seconds the server waits at most, before it listens, for the default models to be warm (`0`: listen at once)", float)
     app_max_decoded_bytes: int = _var("SR_APP_MAX_DECODED_BYTES", 256 * 2**20, "decoded size of one image in the app", int)
     url_guard_max_body: int = _var("SR_URL_GUARD_MAX_BODY", 32 * 2**20, "largest non-upload request body the URL guard reads", int)
     runs_max_bytes: int = _var("SR_RUNS_MAX_BYTES", 2 * 2**30, "all app run folders together (oldest evicted first)", int)

@@ -58,13 +58,23 @@ def main() -> None:
     warm_ids = tuple(dict.fromkeys(first + rest))
     if settings().app_warmup and on_zerogpu():  # on CUDA in the main process, before any GPU worker forks
         zoo_ui.warm_up(warm_ids)
-    elif settings().app_warmup:  # load the default models (on the GPU when there is one) while the page opens
+    elif settings().app_warmup:  # load the default models (on the GPU when there is one), the rest in the background
+        defaults_warm = threading.Event()
+
         def warm():
-            zoo_ui.warm_up(warm_ids[:len(first)])
-            zoo_ui.warm_up_comparison()  # the comparison's own code paths
+            try:
+                zoo_ui.warm_up(warm_ids[:len(first)])
+                zoo_ui.warm_up_comparison()  # the comparison's own code paths
+            finally:
+                defaults_warm.set()
             zoo_ui.warm_up(warm_ids[len(first):])
 
         threading.Thread(target=warm, name="sr-warm-up", daemon=True).start()
+        # listen once the default models are warm (a restart with the model cache: about a second), so the
+        # first comparison is as fast as the next ones; a first start converting them waits at most this long
+        if not defaults_warm.wait(settings().app_warmup_wait):
+            logging.getLogger(__name__).info("default models still warming up after %.0f s; listening",
+                                             settings().app_warmup_wait)
     demo = build_demo()
     demo.queue(default_concurrency_limit=4, max_size=64)
     demo.launch(**cfg.server_settings(), max_file_size=cfg.max_file_size(),
