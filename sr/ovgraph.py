@@ -13,7 +13,7 @@ Both keep the function (tests compare outputs); both were measured on the 2-core
   resolution (:mod:`sr.runtime`), but each phase reads only a 2x2 window of it: 5 of its 9 taps
   are zeros. Four 2x2 convolutions (one per phase, padded so each lands in place) concatenated by
   phase do 4/9 of the multiply-adds; the concatenation is free in the blocked layout the bf16
-  kernels use (improved SRGAN ~15 % faster in bf16) but a reference copy in int8's channels-last
+  kernels use (with the DepthToSpace rewrite, the improved SRGAN ~1.2x faster in bf16) but a reference copy in int8's channels-last
   layout (~5 % slower there), so int8 models are quantised without it.
 * :func:`requantize_sums_apart`: in an int8 model whose residual sums stay in bf16
   (:mod:`sr.int8`), each sum feeds both the next block's quantiser and the next sum. The CPU
