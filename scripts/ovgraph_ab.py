@@ -46,14 +46,11 @@ def undo_sums_apart(model):
     n = 0
     for op in model.get_ordered_ops():
         if op.get_type_name() == "Add" and op.get_friendly_name().endswith("/for_quantizer"):
-            a, b = op.input_value(0), op.input_value(1)
-            original = next(t.get_node() for t in a.get_target_inputs()
-                            if t.get_node().get_type_name() == "Add" and t.get_node() is not op
-                            and t.get_node().get_friendly_name() + "/for_quantizer" == op.get_friendly_name())
+            original = next(t.get_node() for t in op.input_value(0).get_target_inputs()
+                            if t.get_node().get_friendly_name() + "/for_quantizer" == op.get_friendly_name())
             for target in list(op.output(0).get_target_inputs()):
                 target.replace_source_output(original.output(0))
             n += 1
-            del a, b
     model.validate_nodes_and_infer_types()
     return model, n
 

@@ -96,7 +96,7 @@ def bench_video(entry: zoo.ModelEntry, side: int = 128, frames: int = 8, rounds:
     """Frames per second of ``entry`` on ``side`` x ``side`` one-plane frames: one frame per call
     (latency) and ``frames`` frames per call as :mod:`sr.video` batches them (throughput), at the
     default precision, timed call by call in turn (:func:`interleaved`)."""
-    from .api import upscale
+    from .api import fast_model, upscale
 
     rng = np.random.default_rng(0)
     one = (rng.random((side, side)) * 255).astype(np.uint8)
@@ -109,16 +109,10 @@ def bench_video(entry: zoo.ModelEntry, side: int = 128, frames: int = 8, rounds:
     for (label, t), n in zip(times.items(), (1, frames)):
         med = statistics.median(t)
         rows.append({"model": entry.id, "frames": label, "input": f"{side}x{side}x1 per frame",
-                     "precision": api_fast_precision(entry.id), "median_ms_per_call": round(med * 1e3, 2),
+                     "precision": fast_model(entry.id).fast_precision, "median_ms_per_call": round(med * 1e3, 2),
                      "ms_per_frame": round(med * 1e3 / n, 2), "fps": round(n / med, 1),
                      "fps_over_one_per_call": round(statistics.median(n * a / b for a, b in zip(single, t)), 2)})
     return rows
-
-
-def api_fast_precision(model_id: str) -> str:
-    from .api import fast_model
-
-    return fast_model(model_id).fast_precision
 
 
 _COLD = r"""
@@ -195,10 +189,10 @@ def bench_tiled(entry: zoo.ModelEntry, configs, rss_reset, rss_mb, side: int = 2
     paths = []
     for precision, tile, staged, label in configs:
         fast = fast_module(plain, precision)
-        paths.append((OneStage(fast) if not staged else fast, precision, tile, staged, label))
+        paths.append((OneStage(fast) if not staged else fast, tile, staged, label))
     times, peaks, shape = [[] for _ in paths], [[] for _ in paths], None
     for _ in range(rounds):
-        for i, (fast, _, tile, _, _) in enumerate(paths):
+        for i, (fast, tile, _, _) in enumerate(paths):
             upscale(img[:64, :64], fast, tile=tile)  # compiled before timing
             rss_reset()
             base = rss_mb("VmRSS")
@@ -209,7 +203,7 @@ def bench_tiled(entry: zoo.ModelEntry, configs, rss_reset, rss_mb, side: int = 2
             shape, nbytes = out.shape, out.nbytes
             del out
     rows = []
-    for i, (fast, _, tile, staged, label) in enumerate(paths):
+    for i, (fast, tile, staged, label) in enumerate(paths):
         rows.append({"model": entry.id, "path": label, "precision": fast.fast_precision, "input": f"{side}x{side}x1",
                      "output": f"{shape[1]}x{shape[0]}", "tiling": "two-stage" if staged else "one-stage", "tile": tile,
                      "rounds": rounds, "seconds": round(statistics.median(times[i]), 2),

@@ -60,8 +60,9 @@ PARTS = {"ends-and-sums-bf16": ("head", "tail", "residual-adds"),
          "head-sums-and-tail-shifts-bf16": ("head", "tail.shift", "tail.gather", "residual-adds"),
          "ends-and-upsampling-bf16": ("head", "tail", "upsample")}  # what stays out of int8
 VARIANTS = [  # (parts kept out of int8, activation range widening), in order of speed: the variants of the
-    # first kept-out set with one passing validation compete (best worst image), later sets are fallbacks. With the residual sums in int8 the lite model passed validation (worst
-    # field -0.31 dB) and lost 2.3 dB on one test field; kept out, the speed is about the same.
+    # first kept-out set with one passing validation compete (best worst image), later sets are
+    # fallbacks. With the residual sums in int8 the lite model passed validation (worst field
+    # -0.31 dB) and lost 2.3 dB on one test field; kept out, the speed is about the same.
     ("ends-and-sums-bf16", 1.0), ("ends-and-sums-bf16", 1.3), ("ends-and-upsampling-bf16", 1.3)]
 # Not tried by default: "head-sums-and-tail-shifts-bf16" (the output convolution's 1x1 taps in int8:
 # 18 -> 11 ms of the improved SRGAN's ~110 ms at 128->512 on the 2-core EPYC, but validation -0.055 dB

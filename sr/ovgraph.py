@@ -1,6 +1,6 @@
 """Exact rewrites of converted OpenVINO graphs that OpenVINO's CPU plugin runs faster.
 
-Both keep the function (tests compare outputs); both were measured on the 2-core EPYC
+All keep the function (tests compare outputs); all were measured on the 2-core EPYC
 (AVX512-BF16 and VNNI, no AMX) with interleaved calls at 128->512 (`docs/runtime_notes.md`):
 
 * :func:`pixel_shuffles_to_depth_to_space`: torch's ``pixel_shuffle`` arrives as reshape (6-D)
@@ -13,8 +13,9 @@ Both keep the function (tests compare outputs); both were measured on the 2-core
   resolution (:mod:`sr.runtime`), but each phase reads only a 2x2 window of it: 5 of its 9 taps
   are zeros. Four 2x2 convolutions (one per phase, padded so each lands in place) concatenated by
   phase do 4/9 of the multiply-adds; the concatenation is free in the blocked layout the bf16
-  kernels use (with the DepthToSpace rewrite, the improved SRGAN ~1.2x faster in bf16) but a reference copy in int8's channels-last
-  layout (~5 % slower there), so int8 models are quantised without it.
+  kernels use (with the DepthToSpace rewrite, the improved SRGAN ~1.2x faster in bf16) but a
+  reference copy in int8's channels-last layout (~5 % slower there), so int8 models are
+  quantised without it.
 * :func:`requantize_sums_apart`: in an int8 model whose residual sums stay in bf16
   (:mod:`sr.int8`), each sum feeds both the next block's quantiser and the next sum. The CPU
   plugin's quantiser node then picks a blocked layout: bf16 -> f32 blocked reorder, quantise,
@@ -86,6 +87,10 @@ def requantize_sums_apart(model):
     return model, n
 
 
+_PHASES = [divmod(p, 2) for p in range(4)]  # phase p = 2 * py + px (its channels: c * 4 + p)
+_WINDOW = [np.pad(np.ones((2, 2), bool), ((py, 1 - py), (px, 1 - px))) for py, px in _PHASES]  # its 3x3 taps
+
+
 def nearest_upsampling_as_phase_windows(model):
     """Replace each upsampling convolution whose 4 sub-pixel phases read 2x2 windows of its 3x3
     kernel (exact zeros elsewhere: a nearest-x2 + 3x3 stage rewritten by :mod:`sr.runtime`; a
@@ -107,13 +112,7 @@ def nearest_upsampling_as_phase_windows(model):
         if w is None or w.ndim != 4 or w.shape[2:] != (3, 3) or w.shape[0] % 4:
             continue
         c = w.shape[0] // 4
-        windows = [divmod(p, 2) for p in range(4)]  # phase p = 2 * py + px, channels c * 4 + p
-        outside = []
-        for py, px in windows:
-            mask = np.ones((3, 3), bool)
-            mask[py:py + 2, px:px + 2] = False
-            outside.append(mask)
-        if any(np.any(w[p::4][:, :, outside[p]]) for p in range(4)):
+        if any(np.any(w[p::4][:, :, ~_WINDOW[p]]) for p in range(4)):
             continue
         chain = [conv]
         for kind in ("Add", "PRelu"):
@@ -136,7 +135,7 @@ def nearest_upsampling_as_phase_windows(model):
             continue
         x = conv.input_value(0)
         phases = []
-        for p, (py, px) in enumerate(windows):
+        for p, (py, px) in enumerate(_PHASES):
             k = ops.convolution(x, ops.constant(np.ascontiguousarray(w[p::4, :, py:py + 2, px:px + 2])),
                                 [1, 1], [1 - py, 1 - px], [py, px], [1, 1])
             k.set_friendly_name(f"{name}/phase{p}")

@@ -153,8 +153,8 @@ _RAW_KEYS: tuple | None = None
 def _environ_key() -> tuple | None:
     """The raw values of the ``SR_*`` variables, read from CPython's underlying mapping of
     ``os.environ`` (``_data``): one dict lookup each instead of decoding the variable through
-    ``os.environ`` (the fast path asks for the settings several times per image: ~0.2 ms each
-    that way, ~1 % of a small image's time). ``None`` where the mapping is not there."""
+    ``os.environ`` (the fast path asks for the settings four times per image: ~0.06 ms each
+    that way, ~1.5 % of the lite model's 15 ms). ``None`` where the mapping is not there."""
     global _RAW_KEYS
     data, encode = getattr(os.environ, "_data", None), getattr(os.environ, "encodekey", None)
     if not isinstance(data, dict) or encode is None:
