@@ -28,6 +28,20 @@ def load(model_id: str, blend: float | None = None) -> torch.nn.Module:
 
     return interpolate(zoo.load(parent_of(model_id)), zoo.load(model_id), a)
 
+
+def resolve_consistency(model_id: str | None, consistency: int | None) -> int:
+    """Back-projection steps a call uses (:mod:`sr.consistency`): the given number, else the
+    model's validated default (``card.lr_consistency``; 0 for models without one)."""
+    from .consistency import check_iterations
+
+    if consistency is not None:
+        return check_iterations(consistency)
+    if model_id is None:
+        return 0
+    entry = zoo.get_entry(model_id)
+    return check_iterations((entry.card or {}).get("lr_consistency") or 0)
+
+
 _fast_lock = threading.Lock()
 _fast: "OrderedDict[tuple, torch.nn.Module]" = OrderedDict()
 FAST_CACHE_SIZE = 32
@@ -46,10 +60,12 @@ def resolve_blend(model_id: str, blend: float | None) -> float | None:
 
 
 def fast_model(model_id: str, precision: str | None = None, blend: float | None = None,
-               device: str | None = None) -> torch.nn.Module:
+               device: str | None = None, consistency: int | None = None) -> torch.nn.Module:
     """Shared, read-only fast-path copy of a zoo generator (BN folded, channels_last), blended
     with its pixel-loss parent when ``blend`` (or the model's default) is below 1, on
-    ``device`` (default ``SR_DEVICE``: CUDA when available; see :mod:`sr.device`).
+    ``device`` (default ``SR_DEVICE``: CUDA when available; see :mod:`sr.device`), followed by
+    ``consistency`` back-projection steps onto the input (default: the model's; see
+    :mod:`sr.consistency`).
 
     Blends other than 0, 1 and the model's default run on the torch backend: building one
     takes milliseconds, where an OpenVINO conversion takes seconds."""
@@ -61,17 +77,21 @@ def fast_model(model_id: str, precision: str | None = None, blend: float | None 
     requested = precision or settings().precision
     precision = "auto" if requested == "auto" else resolve_precision(requested, device)
     a = resolve_blend(model_id, blend)
-    key = (model_id, precision, a, device)
+    k = resolve_consistency(model_id, consistency)
+    key = (model_id, precision, a, device, k)
     with _fast_lock:
         if key in _fast:
             _fast.move_to_end(key)
             return _fast[key]
-    if a is None or a == 1.0:
-        source, backend = zoo.shared(model_id), None
+    if k:
+        from .consistency import Consistent
+
+        fast = Consistent(fast_model(model_id, precision, blend, device, consistency=0), k)
+    elif a is None or a == 1.0:
+        fast = optimize_for_inference(zoo.shared(model_id), precision, device=device)
     else:
-        source = _blend.blended(model_id, a)
         backend = None if a in (0.0, _blend.default_blend(model_id)) else "torch"
-    fast = optimize_for_inference(source, precision, backend=backend, device=device)
+        fast = optimize_for_inference(_blend.blended(model_id, a), precision, backend=backend, device=device)
     with _fast_lock:
         _fast[key] = fast
         while len(_fast) > FAST_CACHE_SIZE:
@@ -83,11 +103,19 @@ _module_lock = threading.Lock()
 _module_fast: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
-def fast_module(module: torch.nn.Module, precision: str | None = None) -> torch.nn.Module:
+def fast_module(module: torch.nn.Module, precision: str | None = None,
+                consistency: int | None = None) -> torch.nn.Module:
     """The fast path of a plain generator module (what ``sr.load`` returns), built once per
     module and precision and rebuilt when its weights change (checked by each tensor's storage
     and in-place version counter, so fine-tuning it in place is seen); other modules (already
-    fast ones, custom networks) are returned as they are."""
+    fast ones, custom networks) are returned as they are. ``consistency`` back-projection steps
+    follow (default: those of the zoo model the module was loaded as, else none)."""
+    entry = getattr(module, "zoo_entry", None)
+    k = resolve_consistency(getattr(entry, "id", None), consistency)
+    if k:
+        from .consistency import Consistent
+
+        return Consistent(fast_module(module, precision, consistency=0), k)
     from .device import module_device
     from .runtime import _is_generator, optimize_for_inference
 
@@ -117,6 +145,7 @@ def upscale(
     progress: Callable[[int, int], None] | None = None,
     blend: float | None = None,
     device: str | None = None,
+    consistency: int | None = None,
 ) -> np.ndarray:
     """Super-resolve ``image`` 4x: same dtype and layout out as in.
 
@@ -125,6 +154,8 @@ def upscale(
     every channel independently (as one batch) and the channels are recombined.
     ``blend``: for GANs, the fidelity-detail blend with their pixel-loss parent (0 = parent,
     1 = GAN; default: the model's validated default, see :mod:`sr.blend`).
+    ``consistency``: back-projection steps onto the input after the generator (0 = off; default:
+    the model's validated default, on for the GANs; see :mod:`sr.consistency`).
     ``device``: ``auto``, ``cpu`` or ``cuda`` (default ``SR_DEVICE``; see :mod:`sr.device`);
     the result is the same numpy array either way. A module runs where its weights are; a
     plain zoo generator module (``sr.load(id)``) runs the same fast path as its id
@@ -138,13 +169,15 @@ def upscale(
                 from .blend import BlendError
 
                 raise BlendError(f"{model!r} has no blend (only GANs fine-tuned from a pixel-loss model do)")
+            if consistency:
+                raise ValueError(f"{model!r} is a fixed interpolation: consistency is for generators")
             out = degrade.upscale_baseline(a, entry.method)
             if progress is not None:
                 progress(1, 1)
             return out
         if entry.kind != "generator":
             raise zoo.ZooError(f"model {model!r} is a {entry.kind}, not a super-resolution model")
-        net = fast_model(model, precision, blend, device)
+        net = fast_model(model, precision, blend, device, consistency)
         precision = net.fast_precision
     else:
         if blend is not None:
@@ -155,7 +188,7 @@ def upscale(
             want, have = torch.device(resolve_device(device)), module_device(model)
             if want.type != have.type or (want.index is not None and want != have):
                 raise ValueError(f"the module is on {have}, not {want}: move it (.to) or pass a zoo id")
-        net = fast_module(model, precision)
+        net = fast_module(model, precision, consistency)
         precision = getattr(net, "fast_precision", precision)
     cfg = getattr(net, "config", {})
     in_c = cfg.get("in_channels", 1)

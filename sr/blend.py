@@ -6,9 +6,12 @@ model it was fine-tuned from (``recipe.init`` in the registry). Both must have t
 architecture, which fine-tuning guarantees; the GAN's card pins the parent's sha256
 (``init_sha256``), so a retrained parent is never blended with a GAN that did not start from it.
 
-Each GAN's default ``a`` (``card.default_blend``) is chosen on the validation fields by
-``python -m sr blend choose MODEL --data DIR``: the largest value whose paired PSNR and SSIM
-gains over bicubic are both positive.
+Each GAN's default ``a`` (``card.default_blend``) is chosen on validation images by
+``python -m sr blend choose MODEL --data DIR [--other DIR ...] [--consistency N]``: the largest
+value whose paired PSNR and SSIM gains over bicubic are above zero at the lower end of their 95%
+intervals on the validation fields of ``DIR`` (HPA), and above zero on average on the ``--other``
+folders (fluorescence images from other sources that no evaluation uses), with the model's
+back-projection steps (:mod:`sr.consistency`; ``--consistency`` records a new number).
 """
 from __future__ import annotations
 
@@ -110,58 +113,102 @@ def blended(model_id: str, alpha: float) -> torch.nn.Module:
     return net
 
 
-def validation_curve(model_id: str, data_dir: str, grid=None, val_fraction: float = 0.1) -> list[dict]:
-    """Paired PSNR/SSIM gain over bicubic and HF spectral distance of each blend value, on the
-    validation fields of ``data_dir`` (held out from training by field id)."""
+OTHER_CROP = 512  # --other images: centre crops of at most this size (some are 1392x1040)
+
+
+def _pairs(planes, crop: int | None = None) -> list[tuple]:
+    from . import degrade, metrics
+
+    out = []
+    for plane in planes:
+        hr = plane.hr_raw
+        if crop:
+            h, w = hr.shape[:2]
+            ch, cw = min(h, crop) // 4 * 4, min(w, crop) // 4 * 4
+            y, x = (h - ch) // 2, (w - cw) // 2
+            hr = hr[y:y + ch, x:x + cw]
+        lr = degrade.degrade(hr)
+        b = degrade.upscale_baseline(lr, "bicubic")
+        out.append((hr, lr, metrics.psnr(hr, b), metrics.ssim(hr, b)))
+    return out
+
+
+def _score(model_id: str, pairs: list[tuple], a: float, consistency: int | None) -> dict:
     import numpy as np
 
-    from . import api, data, degrade, metrics, spectral
+    from . import api, metrics, spectral
     from .validation import _mean_ci
+
+    dp, ds, lsd = [], [], []
+    for hr, lr, bp, bs in pairs:
+        out = api.upscale(lr, model_id, blend=a, consistency=consistency)
+        dp.append(metrics.psnr(hr, out) - bp)
+        ds.append(metrics.ssim(hr, out) - bs)
+        lsd.append(spectral.hf_lsd(hr, out))
+    (mp, cp), (ms, cs) = _mean_ci(dp), _mean_ci(ds)
+    return {"dpsnr": round(mp, 4), "dpsnr_ci": round(cp, 4), "dssim": round(ms, 5), "dssim_ci": round(cs, 5),
+            "lsd": round(float(np.mean(lsd)), 3), "fields": len(pairs)}
+
+
+def validation_curve(model_id: str, data_dir: str, grid=None, val_fraction: float = 0.1,
+                     other: tuple[str, ...] = (), consistency: int | None = None) -> list[dict]:
+    """Paired PSNR/SSIM gain over bicubic and HF spectral distance of each blend value, on the
+    validation fields of ``data_dir`` (held out from training by field id) and, under
+    ``"other"``, pooled over every image of the ``other`` folders (centre crops of
+    :data:`OTHER_CROP`)."""
+    import numpy as np
+
+    from . import data
 
     grid = [round(x, 2) for x in np.linspace(0, 1, 11)] if grid is None else grid
     _, val = data.split(data.scan(data_dir), val_fraction)
     if not val:
         raise BlendError(f"no validation fields in {data_dir}")
-    refs = []
-    for plane in data.load_planes(val):
-        hr = plane.hr_raw
-        lr = degrade.degrade(hr)
-        b = degrade.upscale_baseline(lr, "bicubic")
-        refs.append((hr, lr, metrics.psnr(hr, b), metrics.ssim(hr, b)))
+    refs = _pairs(data.load_planes(val))
+    extra = _pairs(data.load_planes([s for d in other for s in data.scan(d)]), OTHER_CROP) if other else []
     rows = []
     for a in grid:
-        dp, ds, lsd = [], [], []
-        for hr, lr, bp, bs in refs:
-            out = api.upscale(lr, model_id, blend=a)
-            dp.append(metrics.psnr(hr, out) - bp)
-            ds.append(metrics.ssim(hr, out) - bs)
-            lsd.append(spectral.hf_lsd(hr, out))
-        (mp, cp), (ms, cs) = _mean_ci(dp), _mean_ci(ds)
-        rows.append({"blend": a, "dpsnr": round(mp, 4), "dpsnr_ci": round(cp, 4), "dssim": round(ms, 5),
-                     "dssim_ci": round(cs, 5), "lsd": round(float(np.mean(lsd)), 3), "fields": len(refs)})
+        row = {"blend": a, **_score(model_id, refs, a, consistency)}
+        if extra:
+            row["other"] = _score(model_id, extra, a, consistency)
+        rows.append(row)
     return rows
 
 
 def choose(rows: list[dict]) -> float:
     """The largest blend whose paired PSNR and SSIM gains over bicubic are both above zero at
-    the lower end of their 95% intervals (0 if none: the parent)."""
-    ok = [r["blend"] for r in rows if r["dpsnr"] - r["dpsnr_ci"] > 0 and r["dssim"] - r["dssim_ci"] > 0]
+    the lower end of their 95% intervals, and (where measured) above zero on average on the
+    other folders (0 if none: the parent)."""
+    def safe(r):
+        o = r.get("other")
+        return (r["dpsnr"] - r["dpsnr_ci"] > 0 and r["dssim"] - r["dssim_ci"] > 0
+                and (o is None or (o["dpsnr"] > 0 and o["dssim"] > 0)))
+
+    ok = [r["blend"] for r in rows if safe(r)]
     return max(ok) if ok else 0.0
 
 
 def choose_cli(args) -> int:
     import json
 
-    rows = validation_curve(args.model, args.data)
+    from .api import resolve_consistency
+
+    other = tuple(args.other or ())
+    k = resolve_consistency(args.model, args.consistency)
+    rows = validation_curve(args.model, args.data, other=other, consistency=k)
     a = choose(rows)
-    print(json.dumps({"model": args.model, "default_blend": a, "curve": rows}, indent=1))
+    print(json.dumps({"model": args.model, "default_blend": a, "lr_consistency": k, "curve": rows}, indent=1))
     if args.write:
         from .publish import write_card
 
         entry = zoo.get_entry(args.model)
-        card = {**entry.card, "default_blend": a, "blend_curve": rows,
-                "blend_selection": "largest blend whose paired PSNR and SSIM gains over bicubic on the "
-                                   "validation fields are above zero (lower end of the 95% interval)"}
+        rule = ("largest blend whose paired PSNR and SSIM gains over bicubic on the validation fields are "
+                "above zero (lower end of the 95% interval)")
+        if other:
+            rule += (" and above zero on average on other fluorescence images (" + ", ".join(other)
+                     + f"; centre crops of {OTHER_CROP} px)")
+        card = {**entry.card, "default_blend": a, "blend_curve": rows, "lr_consistency": k,
+                "blend_selection": rule + (f", with {k} back-projection steps onto the input" if k else "")}
         zoo.update_entry(args.model, card=card)
         write_card(args.model)
     return 0

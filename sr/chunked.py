@@ -53,6 +53,7 @@ class Job:
     blend: float | None
     lo: tuple
     hi: tuple
+    consistency: int = 0
 
 
 _heap_bounded = False
@@ -175,7 +176,7 @@ def run_region(job: Job) -> int:
     from .tiling import default_overlap
 
     bound_heap()
-    net = api.fast_model(job.model, job.precision, job.blend)
+    net = api.fast_model(job.model, job.precision, job.blend, consistency=job.consistency)
     precision = net.fast_precision
     cfg = getattr(net, "config", {})
     in_c = cfg.get("in_channels", 1)
@@ -183,7 +184,8 @@ def run_region(job: Job) -> int:
     h, w = src.height, src.width
     stages = net.stages() if callable(getattr(net, "stages", None)) and max(h, w) > job.tile else None
     if stages is not None:  # two-stage tiling, as sr.tiling.run_tiled does in memory
-        m = (stages.trunk_radius if job.overlap is None else int(job.overlap)) + stages.up_radius
+        m = ((stages.trunk_radius if job.overlap is None else int(job.overlap)) + stages.up_radius
+             + (stages.post_radius if stages.post is not None else 0))
     else:
         m = default_overlap(net) if job.overlap is None else int(job.overlap)
     y0, y1, x0, x1 = job.region
@@ -275,7 +277,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
 def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAULT_CHUNK, tile: int = 192,
                     overlap: int | None = None, precision: str | None = None, normalize: str = "auto",
-                    blend: float | None = None, client=None, progress: bool = True) -> list[Path]:
+                    blend: float | None = None, client=None, progress: bool = True,
+                    consistency: int | None = None) -> list[Path]:
     """Super-resolve every input (a path, a list, or plate folders) into ``out_dir`` as OME-Zarr."""
     from . import api, zoo
 
@@ -286,7 +289,8 @@ def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAUL
         raise ValueError(f"--chunk ({chunk}) must be a positive multiple of --tile ({tile})")
     bound_heap()
     blend = api.resolve_blend(model, blend)
-    net = api.fast_model(model, precision, blend)  # fail early here (weights) rather than on a worker
+    consistency = api.resolve_consistency(model, consistency)
+    net = api.fast_model(model, precision, blend, consistency=consistency)  # fail early here (weights), not on a worker
     if callable(getattr(net, "stages", None)) and net.stages() is not None:
         chunk = -(-chunk // trunk_tile(tile)) * trunk_tile(tile)  # regions of whole trunk tiles
     paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else inputs)
@@ -304,10 +308,11 @@ def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAUL
         levels = omezarr.create(dest, (src.shape[0], src.height * SCALE, src.width * SCALE), src.dtype, out_chunk,
                                 size, src.unit or ("micrometer" if size else None), name=dest.name,
                                 channel_names=src.channel_names,
-                                extra={"model": model, "source": str(p), "blend": blend, "normalize": normalize,
+                                extra={"model": model, "source": str(p), "blend": blend, "consistency": consistency,
+                                       "normalize": normalize,
                                        "lo": norm.lo.tolist(), "hi": norm.hi.tolist()})
         jobs += [Job(src, str(dest), model, r, tile, overlap, precision, blend,
-                     tuple(norm.lo.tolist()), tuple(norm.hi.tolist())) for r in regions(src.height, src.width, chunk)]
+                     tuple(norm.lo.tolist()), tuple(norm.hi.tolist()), consistency) for r in regions(src.height, src.width, chunk)]
         pyramids.append((dest, levels))
         dests.append(dest)
     try:
@@ -412,7 +417,8 @@ def cli_upscale(args) -> int:
     client = make_client(args.scheduler, args.workers)
     try:
         dests = upscale_chunked(args.inputs, args.out, model, chunk=args.chunk, tile=args.tile, overlap=args.overlap,
-                                precision=args.precision, normalize=args.normalize, blend=args.blend, client=client)
+                                precision=args.precision, normalize=args.normalize, blend=args.blend, client=client,
+                                consistency=args.consistency)
     finally:
         close_client(client)
     for d in dests:

@@ -103,7 +103,8 @@ def _cmd_upscale(args) -> int:
         try:
             image, info = imio.read_image(src)
             result = api.upscale(image, args.model, tile=args.tile, overlap=args.overlap, blend=args.blend,
-                                 precision=args.precision, normalize=args.normalize, device=args.device)
+                                 precision=args.precision, normalize=args.normalize, device=args.device,
+                                 consistency=args.consistency)
             dest = out_dir / f"{Path(src).stem}_x4_{args.model}{imio.output_suffix(info, result)}"
             imio.write_image(dest, result, info)
             print(f"{src} -> {dest} ({result.shape[1]}x{result.shape[0]}, {result.dtype})")
@@ -186,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--normalize", choices=["auto", "dtype", "percentile"], default="auto")
     u.add_argument("--blend", type=float, default=None,
                    help="GANs: fidelity-detail blend with the pixel-loss parent, 0..1 (default: the model's validated default)")
+    u.add_argument("--consistency", type=int, default=None,
+                   help="back-projection steps onto the input after the generator, 0 = off (default: the "
+                        "model's; on for the GANs, see sr.consistency)")
     u.add_argument("--ome-zarr", action="store_true",
                    help="chunked path: write OME-Zarr (automatic for .zarr, .ome.tif and folder inputs)")
     u.add_argument("--chunk", type=int, default=1152, help="chunked path: region size in LR pixels (a multiple of --tile; rounded up to whole trunk tiles of 3 x --tile on the CPU fast path)")
@@ -234,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     bc = bsub.add_parser("choose", help="measure every blend on the validation fields and pick the default")
     bc.add_argument("model")
     bc.add_argument("--data", required=True, help="the training folder (its validation fields are used)")
+    bc.add_argument("--other", action="append", default=None,
+                    help="a folder of other fluorescence images (not the test sets) that the default must also "
+                         "stay above bicubic on, on average (repeatable)")
+    bc.add_argument("--consistency", type=int, default=None,
+                    help="back-projection steps onto the input (sr.consistency) to choose with and record "
+                         "(default: the model's current number)")
     bc.add_argument("--write", action="store_true", help="store the default and the curve in the card")
     bc.set_defaults(func=_lazy("blend", "choose_cli"))
 

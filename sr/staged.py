@@ -36,6 +36,10 @@ class Stages:
     up: Callable[[torch.Tensor], torch.Tensor]
     trunk_radius: int
     up_radius: int
+    # an optional last step on each upsampled sub-tile with its LR input, ``post(y, x) -> y``
+    # (:mod:`sr.consistency`), exact beyond ``post_radius`` input pixels from the sub-tile's edge
+    post: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    post_radius: int = 0
 
 
 def _grid(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
@@ -65,7 +69,8 @@ def run_staged(stages: Stages, xt: torch.Tensor, out: np.ndarray, scale: int, ti
     oy, ox = offset
     ry0, ry1, rx0, rx1 = region or (0, h, 0, w)
     rt = stages.trunk_radius if trunk_overlap is None else int(trunk_overlap)
-    ru = stages.up_radius
+    rp = stages.post_radius if stages.post is not None else 0
+    ru = stages.up_radius + rp  # the post step's margin rides on the upsampler's
     big = trunk_tile(tile)
     tiles = [(y, x, _grid(y[0], y[1], tile), _grid(x[0], x[1], tile))
              for y in _grid(ry0, ry1, big) for x in _grid(rx0, rx1, big)]
@@ -79,6 +84,13 @@ def run_staged(stages: Stages, xt: torch.Tensor, out: np.ndarray, scale: int, ti
             for sx0, sx1 in sx:
                 qy0, qy1, qx0, qx1 = max(fy0, sy0 - ru), min(fy1, sy1 + ru), max(fx0, sx0 - ru), min(fx1, sx1 + ru)
                 y = stages.up(feats[:, :, qy0 - fy0:qy1 - fy0, qx0 - fx0:qx1 - fx0].contiguous())
+                if rp:  # exact upsampled pixels (the sub-tile +- rp) and their LR input
+                    ey0, ey1 = max(qy0, sy0 - rp), min(qy1, sy1 + rp)
+                    ex0, ex1 = max(qx0, sx0 - rp), min(qx1, sx1 + rp)
+                    y = stages.post(y[:, :, (ey0 - qy0) * scale:(ey1 - qy0) * scale,
+                                      (ex0 - qx0) * scale:(ex1 - qx0) * scale],
+                                    xt[:, :, ey0 - oy:ey1 - oy, ex0 - ox:ex1 - ox])
+                    qy0, qx0 = ey0, ex0
                 cy, cx = (sy0 - qy0) * scale, (sx0 - qx0) * scale
                 core = y[:, :, cy:cy + (sy1 - sy0) * scale, cx:cx + (sx1 - sx0) * scale].float().cpu().numpy()
                 out[:, :, (sy0 - ry0) * scale:(sy1 - ry0) * scale, (sx0 - rx0) * scale:(sx1 - rx0) * scale] = (

@@ -48,6 +48,10 @@ def compare_tab() -> SimpleNamespace:
                     blend = gr.Slider(0, 1, value=1.0, step=0.05, elem_id="blend",
                                       label="GAN detail: blend with the pixel-loss parent (0 = parent, 1 = GAN)",
                                       info="Used when the box is unticked. Exact weight interpolation (ESRGAN).")
+                consistency = gr.Checkbox(True, elem_id="consistency",
+                                          label="GANs: keep the result consistent with the input (back-projection)",
+                                          info="Corrects what contradicts the measured pixels (a GAN's contrast drift); "
+                                               "the detail above the input's resolution stays.")
                 run_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
                 ex = examples_.examples()
                 gr.Examples([[str(cfg.EXAMPLES_DIR / e.file), e.mode] for e in ex], [image_file, mode],
@@ -135,7 +139,7 @@ def compare_tab() -> SimpleNamespace:
 
     @on_gpu(compare_seconds)  # ZeroGPU only: a GPU lent for a duration sized to the request
     @user_errors
-    def compare(file, mode, models, roi_size, tile, blend_default, blend, pending, old_state,
+    def compare(file, mode, models, roi_size, tile, blend_default, blend, consistency, pending, old_state,
                 request: gr.Request, progress=gr.Progress()):
         """Run the chosen models on the image and compare them (metrics in mode 'hr')."""
         workspace.sweep_old(cfg.STATE_TTL_S)
@@ -145,7 +149,8 @@ def compare_tab() -> SimpleNamespace:
             state = comparison.run_comparison(file, mode, models, roi=roi_xy, roi_size=roi_size,
                                               tile=tile, session=_session(request),
                                               progress=lambda f, d: progress(f, desc=d),
-                                              blend=None if blend_default in (True, None) else blend)
+                                              blend=None if blend_default in (True, None) else blend,
+                                              consistency=consistency in (True, None))
         workspace.cleanup_state(old_state)
         r = roi_ui.roi_views(state, *state["roi"])
         a, b = comparison.default_slider_keys(state)
@@ -155,7 +160,8 @@ def compare_tab() -> SimpleNamespace:
                 gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=choices, value=b),
                 r["preview"], x, y, s, r["gallery"], r["figure"], r["figure"], state["downloads"], state)
 
-    run_btn.click(compare, [image_file, mode, models, roi_size, tile, blend_default, blend, preview_state, run_state],
+    run_btn.click(compare, [image_file, mode, models, roi_size, tile, blend_default, blend, consistency, preview_state,
+                            run_state],
                   result_outputs, api_name="compare", concurrency_limit=cfg.concurrency_limit(),
                   concurrency_id="inference")
 

@@ -51,6 +51,7 @@ def run_comparison(
     session: str | None = None,
     progress: Progress | None = None,
     blend: float | None = None,
+    consistency: bool = True,
 ) -> dict:
     """Run the chosen models on one image; returns the run's state dict (see module doc).
 
@@ -58,6 +59,8 @@ def run_comparison(
     ``roi_size``: its side (default about a fifth of the image).
     ``blend``: the fidelity-detail blend of every GAN with its pixel-loss parent (0..1; None:
     each GAN's validated default; see :mod:`sr.blend`). Other models ignore it.
+    ``consistency``: run each model's back-projection steps onto the input (on for the GANs;
+    :mod:`sr.consistency`); False runs every generator without them.
     """
     from .. import api
 
@@ -73,12 +76,14 @@ def run_comparison(
         raise AppError(f"Tile size {tile} is out of range (16 to 2048 low-resolution pixels).")
     run_dir = new_run_dir(session)
     try:
-        return _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir, progress, api, blend)
+        return _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir, progress, api, blend,
+                    None if consistency in (True, None) else 0)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
-def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, progress, api, blend=None) -> dict:
+def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, progress, api, blend=None,
+         consistency=None) -> dict:
     notes = []
     if mode == MODE_HR:
         ref = _degrade.crop_to_multiple(a)
@@ -139,12 +144,13 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
             if progress:
                 progress(i / n, f"{entry.title}: loading")
             b = _model_blend(mid, blend)
+            k = api.resolve_consistency(mid, consistency) if entry.kind == "generator" else 0
             if b is not None:
-                row["label"] = f"{entry.title} (blend {b:g})"
+                row["label"] = f"{entry.title} (blend {b:g}{', consistent' if k else ''})"
                 row["blend"] = b
             if entry.kind == "generator":
                 t_load = time.perf_counter()
-                net = api.fast_model(mid, blend=b)  # load once (shared, read-only); not part of the timing
+                net = api.fast_model(mid, blend=b, consistency=k)  # load once (shared, read-only); not part of the timing
                 row["precision"] = getattr(net, "fast_precision", None)
                 if time.perf_counter() - t_load > 0.05:
                     row["load_s"] = time.perf_counter() - t_load
@@ -154,7 +160,8 @@ def _run(a, info, name, mode, model_ids, roi, roi_size, tile, run_dir: Path, pro
                     progress((i + done / max(total, 1)) / n, f"{title}: tile {done}/{total}")
 
             t0 = time.perf_counter()
-            out = api.upscale(lr, mid, tile=tile, progress=on_tile, blend=b)
+            out = api.upscale(lr, mid, tile=tile, progress=on_tile, blend=b,
+                              **({"consistency": k} if entry.kind == "generator" else {}))
             row["time_s"] = time.perf_counter() - t0
             if out.shape[:2] != (out_h, out_w):
                 raise RuntimeError(f"result is {out.shape[1]}x{out.shape[0]}, expected {out_w}x{out_h}")
