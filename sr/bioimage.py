@@ -207,7 +207,10 @@ def export(model_id: str, out: str | Path, zip_package: bool = False, blend: flo
             "onnx": {"source": ONNX_FILE, "sha256": _sha(out / ONNX_FILE), "opset_version": 17,
                      "parent": "pytorch_state_dict"},
         },
-        "config": {"sr": {**_card_config(entry)["sr"], "blend": a}},
+        "config": {"sr": {**_card_config(entry)["sr"], "blend": a,
+                          # the network alone: sr.upscale follows a GAN with back-projection steps
+                          "lr_consistency": {"steps_in_sr_upscale": (entry.card or {}).get("lr_consistency") or 0,
+                                             "in_these_weights": 0}}},
         "version": "0.1.0",
     }
     rdf_path = out / "rdf.yaml"

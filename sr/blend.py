@@ -194,21 +194,37 @@ def choose_cli(args) -> int:
     from .api import resolve_consistency
 
     other = tuple(args.other or ())
-    k = resolve_consistency(args.model, args.consistency)
-    rows = validation_curve(args.model, args.data, other=other, consistency=k)
+    if args.from_json:  # record a curve measured before (the JSON this command printed)
+        saved = json.loads(open(args.from_json, encoding="utf-8").read())
+        if saved.get("model") != args.model:
+            raise BlendError(f"{args.from_json} is the curve of {saved.get('model')!r}, not {args.model!r}")
+        rows, k, other = saved["curve"], saved["lr_consistency"], tuple(saved.get("other", ()))
+    else:
+        if not args.data:
+            raise BlendError("--data (the training folder) is needed to measure the curve")
+        k = resolve_consistency(args.model, args.consistency)
+        rows = validation_curve(args.model, args.data, other=other, consistency=k)
     a = choose(rows)
-    print(json.dumps({"model": args.model, "default_blend": a, "lr_consistency": k, "curve": rows}, indent=1))
-    if args.write:
-        from .publish import write_card
+    from .tables import command_line
 
-        entry = zoo.get_entry(args.model)
-        rule = ("largest blend whose paired PSNR and SSIM gains over bicubic on the validation fields are "
-                "above zero (lower end of the 95% interval)")
-        if other:
-            rule += (" and above zero on average on other fluorescence images (" + ", ".join(other)
-                     + f"; centre crops of {OTHER_CROP} px)")
-        card = {**entry.card, "default_blend": a, "blend_curve": rows, "lr_consistency": k,
-                "blend_selection": rule + (f", with {k} back-projection steps onto the input" if k else "")}
-        zoo.update_entry(args.model, card=card)
-        write_card(args.model)
+    print(json.dumps({"model": args.model, "command": saved.get("command") if args.from_json else command_line(),
+                      "default_blend": a, "lr_consistency": k, "other": list(other), "curve": rows}, indent=1))
+    if args.write:
+        record(args.model, a, k, rows, other)
     return 0
+
+
+def record(model_id: str, a: float, k: int, rows: list[dict], other: tuple[str, ...] = ()) -> None:
+    """Store a GAN's default blend, back-projection steps and the curve in its card."""
+    from .publish import write_card
+
+    entry = zoo.get_entry(model_id)
+    rule = ("largest blend whose paired PSNR and SSIM gains over bicubic on the validation fields are "
+            "above zero (lower end of the 95% interval)")
+    if other:
+        rule += (" and above zero on average on other fluorescence images (" + ", ".join(other)
+                 + f"; centre crops of {OTHER_CROP} px)")
+    card = {**entry.card, "default_blend": a, "blend_curve": rows, "lr_consistency": k,
+            "blend_selection": rule + (f", with {k} back-projection steps onto the input" if k else "")}
+    zoo.update_entry(model_id, card=card)
+    write_card(model_id)

@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = b.add_subparsers(dest="blend_command", required=True)
     bc = bsub.add_parser("choose", help="measure every blend on the validation fields and pick the default")
     bc.add_argument("model")
-    bc.add_argument("--data", required=True, help="the training folder (its validation fields are used)")
+    bc.add_argument("--data", default=None, help="the training folder (its validation fields are used)")
     bc.add_argument("--other", action="append", default=None,
                     help="a folder of other fluorescence images (not the test sets) that the default must also "
                          "stay above bicubic on, on average (repeatable)")
@@ -245,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="back-projection steps onto the input (sr.consistency) to choose with and record "
                          "(default: the model's current number)")
     bc.add_argument("--write", action="store_true", help="store the default and the curve in the card")
+    bc.add_argument("--from-json", default=None,
+                    help="choose from (and with --write record) the JSON an earlier run of this command printed")
     bc.set_defaults(func=_lazy("blend", "choose_cli"))
 
     e = sub.add_parser("evaluate", help="PSNR/SSIM/time table on a folder of HR images")

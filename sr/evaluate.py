@@ -56,8 +56,16 @@ class MethodResult:
 
 def parse_method(spec: str) -> tuple[str, float | None]:
     """``"srgan-improved@0.5"`` -> ("srgan-improved", 0.5); ``"bicubic"`` -> ("bicubic", None)."""
-    mid, _, a = spec.partition("@")
-    return mid, (float(a) if a else None)
+    mid, a, _ = parse_spec(spec)
+    return mid, a
+
+
+def parse_spec(spec: str) -> tuple[str, float | None, int | None]:
+    """``id[@a][~k]``: model, blend ``a`` (None: its default) and back-projection steps ``k``
+    (None: its default; :mod:`sr.consistency`), e.g. ``"srgan-improved@1~0"``."""
+    head, _, k = spec.partition("~")
+    mid, _, a = head.partition("@")
+    return mid, (float(a) if a else None), (int(k) if k else None)
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
@@ -157,12 +165,13 @@ def evaluate(files: list[Path], models: list[str], precision: str | None = None,
             _add_spectrum(spectra, "reference", hr)
         outs = {}
         for m in models:
-            mid, blend = parse_method(m)
+            mid, blend, k = parse_spec(m)
+            kw = {"consistency": k} if k is not None else {}
             if m not in warmed:  # first call loads the model and warms up: not timed
-                api.upscale(lr[:32, :32], mid, precision=precision, blend=blend)
+                api.upscale(lr[:32, :32], mid, precision=precision, blend=blend, **kw)
                 warmed.add(m)
             t = time.perf_counter()
-            out = api.upscale(lr, mid, precision=precision, blend=blend)
+            out = api.upscale(lr, mid, precision=precision, blend=blend, **kw)
             rec = {"time_s": time.perf_counter() - t,
                    **metrics.score(hr, out, window=window, foreground=True, mask=mask)}
             if perceptual:
@@ -201,12 +210,20 @@ def _precision_note(precision: str | None, models: list[str] | None = None) -> s
     from .api import fast_model
 
     for m in models or []:
-        mid, _, a = m.partition("@")
+        mid, a, k = parse_spec(m)
         if zoo.get_entry(mid).kind == "generator":
-            ran.setdefault(fast_model(mid, blend=float(a) if a else None).fast_precision, []).append(m)
+            ran.setdefault(fast_model(mid, blend=a, consistency=k).fast_precision, []).append(m)
     said = "; ".join(f"{p}: {', '.join(ms)}" for p, ms in sorted(ran.items()))
     return ("auto: int8 where the model ships a matching int8 form within its validation drift bounds and "
             "the CPU has int8 instructions, else bf16" + (f" (here {said})" if said else ""))
+
+
+def _consistency_note(models: list[str]) -> str:
+    from .api import resolve_consistency
+
+    on = sorted({f"{mid} {resolve_consistency(mid, None)}" for mid, _, _ in map(parse_spec, models)
+                 if zoo.get_entry(mid).kind == "generator" and resolve_consistency(mid, None)})
+    return ", ".join(on) if on else "none"
 
 
 def _range(hr: np.ndarray) -> float:
@@ -319,7 +336,8 @@ def cli(args) -> int:
               "about 0.02-0.04); `mad_parent`: a GAN's mean absolute difference from the pixel-loss model it "
               "was fine-tuned from (8-bit grey levels)"
             + (f"; `feat_dist`: feature distance in `{feat.model_id}` (not msrgan's content network)" if feat else "")
-            + f"; `id@a`: a GAN at blend a (else its default); time = mean seconds per image "
+            + f"; `id@a`: a GAN at blend a (else its default); `~k`: with k back-projection steps onto the input "
+              f"(else the model's: {_consistency_note(models)}); time = mean seconds per image "
               f"({_precision_note(args.precision, models)}, {hardware()}).")
     md, csv_path = write_tables(rows, Path(args.out), name, f"Evaluation: {', '.join(args.data)}", command, note)
     print(md.read_text())
@@ -333,14 +351,18 @@ def cli(args) -> int:
                                                "rows": rows}, indent=1), encoding="utf-8")
     if args.figure:
         rois = [tuple(int(v) for v in r.split(",")) for r in args.figure_roi] or [(96, 96, 64), (288, 288, 64)]
-        print(paper_figure(args.figure, [parse_method(m)[0] for m in models if "@" not in m], rois,
+        from .paper_figure import paper_figure
+
+        print(paper_figure(args.figure, [parse_method(m)[0] for m in models if "@" not in m and "~" not in m], rois,
                            Path(args.out) / f"{name}_figure.png"))
     if args.update_cards:
         from .publish import write_card
 
         keep = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lsd", "frc_px", "phase_bias", "mad_parent", "feat_dist")
         for row in rows:  # card fields merge, so the order of a GAN's own and blend-1 rows does not matter
-            mid, blend = parse_method(row["model"])
+            mid, blend, k = parse_spec(row["model"])
+            if k is not None:  # a variant (e.g. without back-projection): shown, not the card's numbers
+                continue
             if blend is not None:
                 if blend == 1.0 and zoo.get_entry(mid).learned:  # the GAN itself, next to its default blend
                     zoo.update_entry(mid, card={f"test_blend1_{k}": row[k] for k in keep if k in row})
@@ -401,37 +423,3 @@ def _featurenet_cli(args, models: list[str]) -> int:
                                                "test_images": r["images"], "test_command": command})
             write_card(r["model"])
     return 0
-
-
-def paper_figure(image: str | Path, models: list[str], rois: list[tuple[int, int, int]], out: Path) -> Path:
-    """The seed-style figure for one HR test image: one panel row per ROI box, every method
-    side by side (LR input, each model, HR), all shown with one intensity stretch."""
-    from PIL import Image
-
-    from . import api
-    from .display import Stretch, nearest
-    from .figure import Panel, draw_comparison, stack_rows
-
-    hr, _ = imio.read_image(image)
-    hr = degrade.crop_to_multiple(hr)
-    lr = degrade.degrade(hr)
-    stretch = Stretch.of(hr)
-    shown = [("LR input (4x bicubic downscale; nearest x4)", nearest(stretch.apply(lr), 4), None)]
-    for m in models:
-        mid, blend = parse_method(m)
-        t = time.perf_counter()
-        sr_img = api.upscale(lr, mid, blend=blend)
-        dt = time.perf_counter() - t
-        s = metrics.score(hr, sr_img)
-        shown.append((zoo.get_entry(mid).title + (f" (blend {blend:g})" if blend is not None else ""),
-                      stretch.apply(sr_img), (s["psnr"], s["ssim"], dt)))
-    shown.append(("Reference (original HR)", stretch.apply(hr), None))
-    rows = []
-    for x, y, size in rois:
-        panels = [Panel(label, Image.fromarray(u8).convert("RGB"), np.ascontiguousarray(u8[y:y + size, x:x + size]),
-                        *(sc if sc else (None, None, None))) for label, u8, sc in shown]
-        rows.append(draw_comparison(panels, (x, y, size), hr.shape[:2],
-                                    f"{Path(image).name}: 4x super-resolution (score against the original)"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stack_rows(rows).save(out)
-    return out

@@ -90,6 +90,13 @@ def render_card(entry: zoo.ModelEntry) -> str:
               "LR inputs are made from HR images by Pillow's bicubic resize to 1/4 (`sr.degrade.degrade`).",
               "", LICENSE_NOTE, "", "## Use", "", "```python", "import sr",
               f"out = sr.upscale(image, {entry.id!r})  # numpy in, numpy out", "```", ""]
+    k, a = card.get("lr_consistency"), card.get("default_blend")
+    if a is not None or k:
+        lines += ["`sr.upscale` runs this GAN" + (f" at its default blend {a:g} with `{entry.blend_parent}` "
+                  "(`blend=` to change it: 0 = the parent, 1 = the GAN)" if a is not None else "")
+                  + (f" followed by {k} back-projection steps onto the input (`sr.consistency`: the result, "
+                     "degraded 4x, gives the input back; the detail above the input's resolution stays; "
+                     "`consistency=0` turns them off)" if k else "") + ".", ""]
     return "\n".join(lines)
 
 

@@ -273,7 +273,7 @@ def validate(run: Run, step: int) -> dict:
     if run.stage == "featurenet":
         return validate_featurenet(_unwrap(run.modules["net"]), run.val_batch)
     gv = run.ema if run.ema is not None else _unwrap(run.modules["g"])
-    v = validate_generator(gv, run.val_planes, run.precision, run.args.val_crop)
+    v = validate_generator(gv, run.val_planes, run.precision, run.args.val_crop, run.recipe.get("consistency", 0))
     save_grid(run.run_dir / f"val_{step:06d}.png", v.pop("_images"))
     row = {k: round(x, 4) for k, x in v.items()}
     score = selection_score(run.select, v, run.recipe.get("select_min_dpsnr", 0.0))
@@ -382,7 +382,8 @@ def export_run(run: Run, step: int, wall_s: float, hw: list, log_path: Path) -> 
         last = {k: run.best[k] for k in ("val_psnr", "val_ssim", "val_dpsnr", "val_dpsnr_ci",
                                          "val_dssim", "val_lsd") if k in run.best}
         chosen = {"selected_step": run.best["step"], "selection": _SELECTION_TEXT[run.best["criterion"]],
-                  **({"ema": recipe["ema"]} if recipe.get("ema") else {})}
+                  **({"ema": recipe["ema"]} if recipe.get("ema") else {}),
+                  **({"lr_consistency": recipe["consistency"]} if recipe.get("consistency") else {})}
     init_id = args.init or recipe.get("init")
     if init_id and not Path(init_id).is_dir():
         chosen["init"] = init_id

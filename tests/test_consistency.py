@@ -106,3 +106,41 @@ def test_choose_needs_the_other_images_too():
     assert choose(rows) == 0.5
     rows[1]["other"]["dssim"] = -0.001
     assert choose(rows) == 0.0
+
+
+def test_validation_scores_what_inference_runs():
+    """Training validation with the recipe's back-projection steps scores the projected output."""
+    from sr import data
+    from sr.validation import validate_generator
+
+    hr = blobs(64, 64)
+    lr8 = degrade.degrade(hr)
+    plane = data.Plane(hr.astype(np.float32) / 255, lr8.astype(np.float32) / 255, hr, -1, "p")
+    g = _gen(CONFIGS[0])
+    with torch.no_grad():  # a GAN-like contrast error the projection removes
+        g.tail.weight.mul_(3.0)
+    plain = validate_generator(g, [plane], "fp32")
+    proj = validate_generator(g, [plane], "fp32", consistency=3)
+    assert proj["val_psnr"] > plain["val_psnr"] + 1
+
+
+def test_choose_records_a_saved_curve(gan_zoo, tmp_path, capsys):
+    import json
+    from types import SimpleNamespace
+
+    from sr import blend, zoo
+
+    ok = {"dpsnr": 0.5, "dpsnr_ci": 0.1, "dssim": 0.01, "dssim_ci": 0.005, "lsd": 9.0, "fields": 3}
+    saved = {"model": "srgan-improved", "command": "python -m sr blend choose ...", "lr_consistency": 2,
+             "other": ["elsewhere"], "curve": [{"blend": 0.0, **ok}, {"blend": 0.7, **ok},
+                                               {"blend": 1.0, **ok, "dpsnr": -0.1}]}
+    f = tmp_path / "curve.json"
+    f.write_text(json.dumps(saved))
+    args = SimpleNamespace(model="srgan-improved", data=None, other=None, consistency=None, write=True,
+                           from_json=str(f))
+    assert blend.choose_cli(args) == 0
+    card = zoo.get_entry("srgan-improved").card
+    assert card["default_blend"] == 0.7 and card["lr_consistency"] == 2 and "elsewhere" in card["blend_selection"]
+    assert json.loads(capsys.readouterr().out)["command"] == saved["command"]
+    with pytest.raises(blend.BlendError, match="not 'srgan'"):
+        blend.choose_cli(SimpleNamespace(**{**vars(args), "model": "srgan"}))
