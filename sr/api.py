@@ -109,12 +109,19 @@ def fast_module(module: torch.nn.Module, precision: str | None = None,
     module and precision and rebuilt when its weights change (checked by each tensor's storage
     and in-place version counter, so fine-tuning it in place is seen); other modules (already
     fast ones, custom networks) are returned as they are. ``consistency`` back-projection steps
-    follow (default: those of the zoo model the module was loaded as, else none)."""
-    entry = getattr(module, "zoo_entry", None)
+    follow (default: those of the zoo model a plain module was loaded as; none for a fast module,
+    whose own steps, if any, are kept)."""
+    from .consistency import Consistent
+
+    if isinstance(module, Consistent):  # a fast path with its steps: as it is, or with the steps asked
+        if consistency is None:
+            return module
+        k = resolve_consistency(None, consistency)
+        return Consistent(module.net, k) if k else module.net
+    plain = not getattr(module, "self_casting", False)  # an already fast module runs only the steps asked
+    entry = getattr(module, "zoo_entry", None) if plain else None
     k = resolve_consistency(getattr(entry, "id", None), consistency)
     if k:
-        from .consistency import Consistent
-
         return Consistent(fast_module(module, precision, consistency=0), k)
     from .device import module_device
     from .runtime import _is_generator, optimize_for_inference

@@ -144,3 +144,19 @@ def test_choose_records_a_saved_curve(gan_zoo, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["command"] == saved["command"]
     with pytest.raises(blend.BlendError, match="not 'srgan'"):
         blend.choose_cli(SimpleNamespace(**{**vars(args), "model": "srgan"}))
+
+
+def test_fast_modules_are_not_projected_twice(gan_zoo):
+    import sr
+    from sr import api, zoo
+    from sr.consistency import Consistent
+
+    zoo.update_entry("srgan-improved", card={"lr_consistency": 2})
+    lr = blobs(20, 20)
+    fast = api.fast_model("srgan-improved", "fp32")
+    assert isinstance(fast, Consistent) and fast.iterations == 2
+    assert api.fast_module(fast) is fast
+    assert api.fast_module(fast, consistency=0) is fast.net
+    assert api.fast_module(fast, consistency=1).iterations == 1
+    assert not isinstance(api.fast_module(fast.net), Consistent)  # a fast module: only the steps asked
+    assert np.array_equal(sr.upscale(lr, fast, precision="fp32"), sr.upscale(lr, "srgan-improved", precision="fp32"))
