@@ -14,7 +14,7 @@ model cards). Pixel-loss models are already consistent to within ~0.01 dB, so it
 
 ``D`` and ``U`` here are Pillow's resampling exactly (same kernels, same renormalisation of the
 kernel over the taps inside the image at its borders; tests/test_consistency.py compares them
-with Pillow), as convolutions in float32 on (N, C, H, W) tensors, on any device.
+with Pillow), as separable windowed products in float32 on (N, C, H, W) tensors, on any device.
 The step assumes what the models assume: that the LR image is the HR's bicubic 1/4. On a real
 acquisition it enforces consistency with that model of the microscope.
 
@@ -71,42 +71,61 @@ def _kernel(values, device) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32, device=device)
 
 
-def _down_1d(z: torch.Tensor, scale: int) -> torch.Tensor:
-    """Pillow's bicubic 1/scale along the last axis of (B, 1, R, W)."""
+def _down_last(z: torch.Tensor, scale: int) -> torch.Tensor:
+    """Pillow's bicubic 1/scale along the last axis: every output is a 16-tap window (unfold)
+    times the kernel, divided by the kernel's weight inside the image (Pillow's border rule)."""
     lo, w = _down_taps(scale)
-    k = _kernel(w, z.device).view(1, 1, 1, -1)
+    k = _kernel(w, z.device)
     left, right = -lo, len(w) + lo - scale
     n = z.shape[-1]
-    num = F.conv2d(F.pad(z, (left, right)), k, stride=(1, scale))
-    den = F.conv2d(F.pad(torch.ones(1, 1, 1, n, device=z.device), (left, right)), k, stride=(1, scale))
+    num = F.pad(z, (left, right)).unfold(-1, len(w), scale) @ k
+    den = F.pad(torch.ones(n, device=z.device), (left, right)).unfold(-1, len(w), scale) @ k
     return num / den
 
 
-def _up_1d(z: torch.Tensor, scale: int) -> torch.Tensor:
-    """Pillow's bicubic x``scale`` along the last axis of (B, 1, R, W)."""
-    k = _kernel(_up_taps(scale), z.device).view(scale, 1, 1, 5)
-    b, _, r, n = z.shape
-    num = F.conv2d(F.pad(z, (2, 2)), k)  # (B, scale, R, W): one channel per output phase
-    den = F.conv2d(F.pad(torch.ones(1, 1, 1, n, device=z.device), (2, 2)), k)
-    y = num / den
-    return y.permute(0, 2, 3, 1).reshape(b, 1, r, n * scale)
+def _up_last(z: torch.Tensor, scale: int) -> torch.Tensor:
+    """Pillow's bicubic x``scale`` along the last axis: per input pixel, its 5-pixel window times
+    the (5, scale) phase kernels gives the ``scale`` outputs around it."""
+    k = _kernel(_up_taps(scale), z.device).t()  # (5, scale)
+    n = z.shape[-1]
+    num = F.pad(z, (2, 2)).unfold(-1, 5, 1) @ k  # (..., n, scale)
+    den = F.pad(torch.ones(n, device=z.device), (2, 2)).unfold(-1, 5, 1) @ k
+    return (num / den).flatten(-2)
 
 
-def _separable(fn, y: torch.Tensor, scale: int) -> torch.Tensor:
-    n, c, h, w = y.shape
-    z = fn(y.reshape(n * c, 1, h, w), scale)  # along W
-    z = fn(z.transpose(2, 3), scale).transpose(2, 3)  # along H
-    return z.reshape(n, c, z.shape[-2], z.shape[-1])
+DENSE_MAX = 2048  # axes up to this many pixels resample as one GEMM with the dense (banded) matrix
+
+
+_AXIS = {"down": _down_last, "up": _up_last,
+         "du": lambda z, scale: _down_last(_up_last(z, scale), scale)}  # up then down: LR -> LR
+
+
+@lru_cache(maxsize=48)
+def _matrix(fn_name: str, n: int, scale: int, device: str) -> torch.Tensor:
+    """The resampling of an axis of ``n`` pixels as a matrix: ``z @ m`` = ``fn(z)`` along it."""
+    return _AXIS[fn_name](torch.eye(n, device=device), scale).contiguous()
+
+
+def _axis(fn_name: str, z: torch.Tensor, scale: int) -> torch.Tensor:
+    n = z.shape[-1]
+    if n * (scale if fn_name == "du" else 1) <= DENSE_MAX:
+        return z @ _matrix(fn_name, n, scale, str(z.device))
+    return _AXIS[fn_name](z, scale)
+
+
+def _separable(fn_name: str, y: torch.Tensor, scale: int) -> torch.Tensor:
+    z = _axis(fn_name, y, scale)  # along W
+    return _axis(fn_name, z.transpose(-1, -2), scale).transpose(-1, -2).contiguous()  # along H
 
 
 def downscale(y: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
     """:func:`sr.degrade.degrade` on float (N, C, H, W) tensors (H, W multiples of ``scale``)."""
-    return _separable(_down_1d, y, scale)
+    return _separable("down", y, scale)
 
 
 def upscale(x: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
     """Pillow's bicubic x``scale`` upscale (the ``bicubic`` baseline) of float (N, C, H, W)."""
-    return _separable(_up_1d, x, scale)
+    return _separable("up", x, scale)
 
 
 def project(y: torch.Tensor, x: torch.Tensor, iterations: int, scale: int = SCALE) -> torch.Tensor:
@@ -119,8 +138,14 @@ def project(y: torch.Tensor, x: torch.Tensor, iterations: int, scale: int = SCAL
         y, x = y.float().contiguous(), x.to(device=y.device, dtype=torch.float32).contiguous()
         if y.shape[-2:] != (x.shape[-2] * scale, x.shape[-1] * scale) or y.shape[:2] != x.shape[:2]:
             raise ValueError(f"output {tuple(y.shape)} is not {scale}x the input {tuple(x.shape)}")
-        for _ in range(iterations):
-            y = y + upscale(x - downscale(y, scale), scale)
+        # y_{t+1} = y_t + U(r_t), r_t = x - D(y_t)  =>  r_{t+1} = r_t - D(U(r_t)), all at the input's size,
+        # and y_n = y_0 + U(r_0 + ... + r_{n-1}): one D and one U at the output's size
+        r = x - downscale(y, scale)
+        total = r
+        for _ in range(iterations - 1):
+            r = r - _separable("du", r, scale)
+            total = total + r
+        y = y + upscale(total, scale)
     return y
 
 
