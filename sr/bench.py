@@ -261,7 +261,7 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False, 
     for e in entries:
         print(f"bench {e.id} ...", flush=True)
         rows += bench_model(e, sizes, channels, repeats, info["matmul_bf16_gflops"])
-    tiled, compare, ablation, precisions, cold, module_vs_id, video = [], [], [], [], [], [], []
+    tiled, compare, ablation, precisions, cold, module_vs_id, video, cons = [], [], [], [], [], [], [], []
     ids = [e.id for e in entries]
     ceilings = {"fp32": info["matmul_fp32_gflops"], "bf16": info["matmul_bf16_gflops"], "int8": info["matmul_int8_gops"]}
     focus = [e for e in entries if e.kind == "generator" and e.available and ("cli-default" in e.roles or "live" in e.roles)]
@@ -269,6 +269,7 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False, 
         print(f"bench precisions {e.id} ...", flush=True)
         precisions += bp.bench_precisions(e, _time, forward_gflop(api_load(e.id), 128, 128), ceilings, repeats=repeats)
         module_vs_id += bp.bench_module_vs_id(e, _time, repeats=repeats)
+        cons += bp.bench_consistency(e, rounds=3 * repeats)
         if "live" in e.roles:  # the real-time model: frames per second as sr.video runs it
             print(f"bench video frames {e.id} ...", flush=True)
             video += bp.bench_video(e, rounds=3 * repeats)
@@ -296,7 +297,8 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False, 
         compare.append(bench_compare(repeats=repeats))
     info["load_avg_1min_end"] = _load()
     return {"machine": info, "rows": rows, "tiled": tiled, "compare": compare, "ablation": ablation,
-            "precisions": precisions, "cold_start": cold, "module_vs_id": module_vs_id, "video": video}
+            "precisions": precisions, "cold_start": cold, "module_vs_id": module_vs_id, "video": video,
+            "consistency": cons}
 
 
 def to_markdown(result: dict, command: str) -> str:
@@ -320,6 +322,10 @@ def to_markdown(result: dict, command: str) -> str:
     if result.get("module_vs_id"):
         lines += ["", "## `sr.upscale(x, id)` vs `sr.upscale(x, sr.load(id))` (alternated, median of 3 rounds)", ""]
         lines += markdown_table(result["module_vs_id"])
+    if result.get("consistency"):
+        lines += ["", "## Back-projection onto the input (`sr.consistency`; the GANs' default)", "",
+                  "`sr.upscale(x, id)` with the model's steps and with `consistency=0`, timed call by call in turn "
+                  "(the precision rows above time the network alone).", ""] + markdown_table(result["consistency"])
     if result.get("video"):
         lines += ["", "## Frames per second of the real-time model (one frame per call vs `sr.video`'s batches)", "",
                   "Both timed call by call in turn at the default precision; `fps_over_one_per_call`: the median of the "

@@ -212,6 +212,24 @@ def bench_tiled(entry: zoo.ModelEntry, configs, rss_reset, rss_mb, side: int = 2
     return rows
 
 
+def bench_consistency(entry: zoo.ModelEntry, side: int = 128, rounds: int = 21) -> list[dict]:
+    """What a GAN's back-projection steps (:mod:`sr.consistency`) cost: ``sr.upscale(x, id)`` with
+    its default steps and with ``consistency=0``, timed call by call in turn."""
+    from .api import resolve_consistency, upscale
+
+    k = resolve_consistency(entry.id, None)
+    if not k:
+        return []
+    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
+    fns = {"with": lambda: upscale(img, entry.id, tile=None), "without": lambda: upscale(img, entry.id, tile=None,
+                                                                                         consistency=0)}
+    times = interleaved(fns, rounds)
+    w, wo = statistics.median(times["with"]), statistics.median(times["without"])
+    return [{"model": entry.id, "input": f"{side}x{side}x1", "steps": k, "with_ms": round(w * 1e3, 2),
+             "without_ms": round(wo * 1e3, 2), "cost_ms": round((w - wo) * 1e3, 2),
+             "with_over_without": round(statistics.median(a / b for a, b in zip(times["with"], times["without"])), 3)}]
+
+
 def bench_module_vs_id(entry: zoo.ModelEntry, timer, side: int = 128, repeats: int = 7) -> list[dict]:
     """``sr.upscale(x, id)`` against ``sr.upscale(x, sr.load(id))`` (the README's example), alternated."""
     from .api import upscale

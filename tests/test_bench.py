@@ -61,6 +61,7 @@ def test_full_run_keeps_every_section(monkeypatch):
     monkeypatch.setattr(bp, "bench_cold_start", lambda *a, **k: [])
     monkeypatch.setattr(bench, "bench_ablation", lambda *a, **k: [])
     monkeypatch.setattr(bp, "bench_video", lambda e, **k: [{"model": e.id, "fps": 1.0}])
+    monkeypatch.setattr(bp, "bench_consistency", lambda e, **k: [{"model": e.id, "cost_ms": 1.0}])
     monkeypatch.setattr(bench, "bench_compare", lambda *a, **k: {})
     monkeypatch.setattr(bench, "forward_gflop", lambda *a, **k: 1.0)
     monkeypatch.setattr(bp, "bench_tiled", lambda e, configs, *a, **k: [{"model": e.id, "path": c[3]} for c in configs])
@@ -68,6 +69,8 @@ def test_full_run_keeps_every_section(monkeypatch):
     assert r["rows"] == [{"model": "srgan-lite", "path": "x", "median_ms": 1.0}]
     assert r["video"] == [{"model": "srgan-lite", "fps": 1.0}]  # the live model's frames per second
     assert "## Frames per second" in bench.to_markdown({**r, "command": "x"}, "x")
+    assert r["consistency"] == [{"model": "srgan-lite", "cost_ms": 1.0}]
+    assert "## Back-projection" in bench.to_markdown({**r, "command": "x"}, "x")
     paths = [t["path"] for t in r["tiled"]]
     assert paths[0].startswith("previous default") and paths[-1].startswith("default: auto")
 
@@ -99,3 +102,16 @@ def test_tiled_paths_run_in_turn_and_ratios_are_per_round(monkeypatch):
     assert [r["seconds"] for r in rows] == [10.0, 5.0] and [r["rounds"] for r in rows] == [3, 3]
     assert [r["speedup_vs_previous"] for r in rows] == [1.0, 2.0]  # ratios 2, 3, 2
     assert rows[1]["tiling"] == "two-stage" and rows[0]["tiling"] == "one-stage"
+
+
+def test_consistency_cost_is_measured_for_models_with_steps(tmp_path, monkeypatch):
+    from conftest import zoo_env
+    from sr import bench_precision as bp, zoo
+    from sr.testing import ALL_TINY, make_tiny_zoo
+
+    with zoo_env(monkeypatch, *make_tiny_zoo(tmp_path, ids=ALL_TINY)):
+        assert bp.bench_consistency(zoo.get_entry("srgan-improved"), side=16, rounds=2) == []  # no steps: nothing
+        zoo.update_entry("srgan-improved", card={"lr_consistency": 2})
+        (row,) = bp.bench_consistency(zoo.get_entry("srgan-improved"), side=16, rounds=3)
+        assert row["steps"] == 2 and row["with_ms"] > 0 and row["without_ms"] > 0
+
