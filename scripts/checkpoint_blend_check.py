@@ -1,0 +1,58 @@
+"""Compare a GAN run's chosen checkpoint with its last one (the EMA at the last step), blended with
+the parent and followed by back-projection, on validation images only: the HPA validation fields
+of the training folder and every image of the ``--other`` folders (centre crops of 512 px), as
+``sr blend choose`` scores them.
+
+    python scripts/checkpoint_blend_check.py --run ~/.cache/sr/runs/srgan-improved --model srgan-improved \\
+        --data ../shared/data/hpa/sanch7_kaggle2018_singlechannel/train_sample --blends 0.6,0.8,1.0 \\
+        --other DIR [--other DIR ...] [--consistency 3]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from safetensors.torch import load_file
+
+from sr import api, blend, data, metrics, spectral, zoo
+from sr.blend import OTHER_CROP, _pairs
+from sr.validation import _mean_ci
+
+
+def score(net, pairs, k: int) -> str:
+    dp, ds, lsd = [], [], []
+    for hr, lr, bp, bs in pairs:
+        out = api.upscale(lr, net, consistency=k, precision="bf16")
+        dp.append(metrics.psnr(hr, out) - bp)
+        ds.append(metrics.ssim(hr, out) - bs)
+        lsd.append(spectral.hf_lsd(hr, out))
+    (a, b), (c, d) = _mean_ci(dp), _mean_ci(ds)
+    return f"dP {a:+.3f}±{b:.3f} dS {c:+.4f}±{d:.4f} lsd {np.mean(lsd):.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="the run folder (state.safetensors holds the last EMA)")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, help="the training folder (its validation fields are used)")
+    ap.add_argument("--blends", default="0.6,0.8,1.0")
+    ap.add_argument("--other", action="append", default=[])
+    ap.add_argument("--consistency", type=int, default=3)
+    args = ap.parse_args()
+    _, val = data.split(data.scan(args.data), 0.1)
+    refs = _pairs(data.load_planes(val))
+    extra = _pairs(data.load_planes([s for d in args.other for s in data.scan(d)]), OTHER_CROP)
+    parent = zoo.load(blend.parent_of(args.model))
+    state = load_file(f"{args.run}/state.safetensors")
+    ema = {k[5:].replace("::", "."): v for k, v in state.items() if k.startswith("ema::")}
+    last = zoo.load(args.model)
+    last.load_state_dict(ema, strict=True)
+    for name, g in {"shipped": zoo.load(args.model), "last-ema": last}.items():
+        for a in (float(b) for b in args.blends.split(",")):
+            net = blend.interpolate(parent, g, a)
+            print(name, a, "HPA", score(net, refs, args.consistency), "| other", score(net, extra, args.consistency),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
