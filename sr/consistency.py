@@ -100,7 +100,7 @@ _AXIS = {"down": _down_last, "up": _up_last,
          "du": lambda z, scale: _down_last(_up_last(z, scale), scale)}  # up then down: LR -> LR
 
 
-@lru_cache(maxsize=48)
+@lru_cache(maxsize=16)  # at most 4 MB each (2048 x 512 floats)
 def _matrix(fn_name: str, n: int, scale: int, device: str) -> torch.Tensor:
     """The resampling of an axis of ``n`` pixels as a matrix: ``z @ m`` = ``fn(z)`` along it."""
     return _AXIS[fn_name](torch.eye(n, device=device), scale).contiguous()
