@@ -8,9 +8,10 @@ bicubic 1/4). Iterative back-projection (Irani & Peleg 1991) moves ``y`` towards
 
 The correction ``U(x - D(y))`` is band-limited to the LR image's frequencies, so the detail a GAN
 adds above the LR Nyquist frequency stays; what goes is the part of its output that contradicts
-the measured pixels (a GAN's gain and contrast drift on images unlike its training set, measured
-at -2.4 dB PSNR on the non-HPA fluorescence validation images before and +0.0 after, see the
-model cards). Pixel-loss models are already consistent to within ~0.01 dB, so it is for GANs.
+the measured pixels (a GAN's contrast drift on images unlike its training set: the improved SRGAN
+at blend 1 read -3.2 dB against bicubic on the non-HPA fluorescence validation images without it,
+-0.1 dB with 3 steps; ``sr blend choose --other``, README). Pixel-loss models are already consistent
+to within ~0.01 dB, so it is for GANs.
 
 ``D`` and ``U`` here are Pillow's resampling exactly (same kernels, same renormalisation of the
 kernel over the taps inside the image at its borders; tests/test_consistency.py compares them
