@@ -200,6 +200,10 @@ def test_default_models_skip_unreachable_weights(tmp_path, monkeypatch, capsys):
         assert "skip model srgan" in capsys.readouterr().out
         m = json.loads((tmp_path / "p" / MANIFEST).read_text())
         assert m["methods"] == ["nearest", "bicubic", "srgan-improved", "reference"]
+        detail = m["method_details"]["srgan-improved"]  # provenance: what the GAN ran as
+        assert set(m["method_details"]) == {"srgan-improved"} and len(detail["sha256"]) == 64
+        assert detail["blend"] == api.resolve_blend("srgan-improved", None)
+        assert detail["lr_consistency"] == api.resolve_consistency("srgan-improved", None)
         assert main(["mos", "build", "--data", str(hr), "--out", str(tmp_path / "q"), "--crop", "32",
                      "--models", "bicubic,srgan"]) == 2  # asked for explicitly: an error
         assert "srgan" in capsys.readouterr().err and not (tmp_path / "q" / MANIFEST).exists()

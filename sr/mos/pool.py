@@ -328,6 +328,19 @@ def build_pool(data, out, models: list[str] | None = None, crop: int = 256, limi
         raise
 
 
+def _method_details(models: list[str]) -> dict:
+    """Per learned model: the weights' sha256, the blend and the back-projection steps it ran with."""
+    from .. import api, zoo
+
+    out = {}
+    for m in models:
+        e = zoo.get_entry(m)
+        if e.kind == "generator":
+            out[m] = {"sha256": e.sha256, "blend": api.resolve_blend(m, None),
+                      "lr_consistency": api.resolve_consistency(m, None)}
+    return out
+
+
 def _build_items(files, out, models, crop, limit, calibration, precision, log, items, images,
                  stretch=STRETCH, study_id=None) -> dict:
     from .. import api
@@ -391,6 +404,7 @@ def _build_items(files, out, models, crop, limit, calibration, precision, log, i
         "size": [crop, crop],
         "mode": "RGB" if colour else "L",
         "methods": models + [REFERENCE],
+        "method_details": _method_details(models),  # what each method was when the pool was made
         "images": images,
         "items": [items[i] for i in order],
     }
