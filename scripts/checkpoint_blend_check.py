@@ -11,23 +11,15 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 from safetensors.torch import load_file
 
-from sr import api, blend, data, metrics, spectral, zoo
-from sr.blend import OTHER_CROP, _pairs
-from sr.validation import _mean_ci
+from sr import blend, data, zoo
+from sr.blend import OTHER_CROP, _pairs, _score
 
 
 def score(net, pairs, k: int) -> str:
-    dp, ds, lsd = [], [], []
-    for hr, lr, bp, bs in pairs:
-        out = api.upscale(lr, net, consistency=k, precision="bf16")
-        dp.append(metrics.psnr(hr, out) - bp)
-        ds.append(metrics.ssim(hr, out) - bs)
-        lsd.append(spectral.hf_lsd(hr, out))
-    (a, b), (c, d) = _mean_ci(dp), _mean_ci(ds)
-    return f"dP {a:+.3f}±{b:.3f} dS {c:+.4f}±{d:.4f} lsd {np.mean(lsd):.2f}"
+    r = _score(net, pairs, consistency=k, precision="bf16")
+    return f"dP {r['dpsnr']:+.3f}±{r['dpsnr_ci']:.3f} dS {r['dssim']:+.4f}±{r['dssim_ci']:.4f} lsd {r['lsd']:.2f}"
 
 
 def main() -> None:

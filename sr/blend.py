@@ -133,7 +133,8 @@ def _pairs(planes, crop: int | None = None) -> list[tuple]:
     return out
 
 
-def _score(model_id: str, pairs: list[tuple], a: float, consistency: int | None) -> dict:
+def _score(model, pairs: list[tuple], **upscale_kw) -> dict:
+    """Paired gains over bicubic of ``sr.upscale(lr, model, **upscale_kw)`` on ``pairs``."""
     import numpy as np
 
     from . import api, metrics, spectral
@@ -141,7 +142,7 @@ def _score(model_id: str, pairs: list[tuple], a: float, consistency: int | None)
 
     dp, ds, lsd = [], [], []
     for hr, lr, bp, bs in pairs:
-        out = api.upscale(lr, model_id, blend=a, consistency=consistency)
+        out = api.upscale(lr, model, **upscale_kw)
         dp.append(metrics.psnr(hr, out) - bp)
         ds.append(metrics.ssim(hr, out) - bs)
         lsd.append(spectral.hf_lsd(hr, out))
@@ -168,9 +169,9 @@ def validation_curve(model_id: str, data_dir: str, grid=None, val_fraction: floa
     extra = _pairs(data.load_planes([s for d in other for s in data.scan(d)]), OTHER_CROP) if other else []
     rows = []
     for a in grid:
-        row = {"blend": a, **_score(model_id, refs, a, consistency)}
+        row = {"blend": a, **_score(model_id, refs, blend=a, consistency=consistency)}
         if extra:
-            row["other"] = _score(model_id, extra, a, consistency)
+            row["other"] = _score(model_id, extra, blend=a, consistency=consistency)
         rows.append(row)
     return rows
 
@@ -190,12 +191,13 @@ def choose(rows: list[dict]) -> float:
 
 def choose_cli(args) -> int:
     import json
+    from pathlib import Path
 
     from .api import resolve_consistency
 
     other = tuple(args.other or ())
     if args.from_json:  # record a curve measured before (the JSON this command printed)
-        saved = json.loads(open(args.from_json, encoding="utf-8").read())
+        saved = json.loads(Path(args.from_json).read_text(encoding="utf-8"))
         if saved.get("model") != args.model:
             raise BlendError(f"{args.from_json} is the curve of {saved.get('model')!r}, not {args.model!r}")
         rows, k, other = saved["curve"], saved["lr_consistency"], tuple(saved.get("other", ()))

@@ -166,12 +166,11 @@ def evaluate(files: list[Path], models: list[str], precision: str | None = None,
         outs = {}
         for m in models:
             mid, blend, k = parse_spec(m)
-            kw = {"consistency": k} if k is not None else {}
             if m not in warmed:  # first call loads the model and warms up: not timed
-                api.upscale(lr[:32, :32], mid, precision=precision, blend=blend, **kw)
+                api.upscale(lr[:32, :32], mid, precision=precision, blend=blend, consistency=k)
                 warmed.add(m)
             t = time.perf_counter()
-            out = api.upscale(lr, mid, precision=precision, blend=blend, **kw)
+            out = api.upscale(lr, mid, precision=precision, blend=blend, consistency=k)
             rec = {"time_s": time.perf_counter() - t,
                    **metrics.score(hr, out, window=window, foreground=True, mask=mask)}
             if perceptual:
@@ -221,8 +220,9 @@ def _precision_note(precision: str | None, models: list[str] | None = None) -> s
 def _consistency_note(models: list[str]) -> str:
     from .api import resolve_consistency
 
-    on = sorted({f"{mid} {resolve_consistency(mid, None)}" for mid, _, _ in map(parse_spec, models)
-                 if zoo.get_entry(mid).kind == "generator" and resolve_consistency(mid, None)})
+    steps = {mid: resolve_consistency(mid, None) for mid, _, _ in map(parse_spec, models)
+             if zoo.get_entry(mid).kind == "generator"}
+    on = sorted(f"{mid} {k}" for mid, k in steps.items() if k)
     return ", ".join(on) if on else "none"
 
 

@@ -28,7 +28,7 @@ def paper_figure(image: str | Path, models: list[str], rois: list[tuple[int, int
     for m in models:
         mid, blend, k = parse_spec(m)
         t = time.perf_counter()
-        sr_img = api.upscale(lr, mid, blend=blend, **({"consistency": k} if k is not None else {}))
+        sr_img = api.upscale(lr, mid, blend=blend, consistency=k)
         dt = time.perf_counter() - t
         s = metrics.score(hr, sr_img)
         shown.append((zoo.get_entry(mid).title + (f" (blend {blend:g})" if blend is not None else ""),
