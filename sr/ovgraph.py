@@ -8,14 +8,14 @@ All keep the function (tests compare outputs); all were measured on the 2-core E
   back to channels-last before the next convolution. ``DepthToSpace`` (``depth_first`` is
   pixel_shuffle's channel order) has a vectorised kernel that works in channels-last: lite model
   ~5 % (bf16) and ~6 % (int8) faster, improved SRGAN 1-3 %.
-* :func:`nearest_upsampling_as_phase_windows` (bf16/fp32 graphs only): the fast path runs each
+* :func:`nearest_upsampling_as_phase_windows`: the fast path runs each
   nearest-x2 + 3x3 convolution stage as one 3x3 convolution to the 4 sub-pixel phases at the input
   resolution (:mod:`sr.runtime`), but each phase reads only a 2x2 window of it: 5 of its 9 taps
   are zeros. Four 2x2 convolutions (one per phase, padded so each lands in place) concatenated by
   phase do 4/9 of the multiply-adds; the concatenation is free in the blocked layout the bf16
-  kernels use (with the DepthToSpace rewrite, the improved SRGAN ~1.2x faster in bf16) but a
-  reference copy in int8's channels-last layout (~5 % slower there), so int8 models are
-  quantised without it.
+  kernels use (with the DepthToSpace rewrite, the improved SRGAN ~1.2x faster in bf16) and a
+  reference copy in int8's channels-last layout, which OpenVINO 2026.4's int8 convolutions more
+  than pay for (improved SRGAN 1.1-1.2x faster in int8; :data:`sr.int8.PHASE_WINDOWS`).
 * :func:`requantize_sums_apart`: in an int8 model whose residual sums stay in bf16
   (:mod:`sr.int8`), each sum feeds both the next block's quantiser and the next sum. The CPU
   plugin's quantiser node then picks a blocked layout: bf16 -> f32 blocked reorder, quantise,

@@ -34,7 +34,7 @@ from .settings import settings
 from . import checkpoint, data, runtime, train_device, zoo
 from .arch import Discriminator, FeatureNet, Generator
 from .losses import ContentLoss, adversarial_d, adversarial_g, d_probabilities, pixel_loss
-from .validation import (_SELECTION_TEXT, _load_best, _read_best, _write_best, save_grid, selection_score,
+from .validation import (_SELECTION_TEXT, _load_best, _read_best, _write_best, rescore_best, save_grid, selection_score,
                          validate_featurenet, validate_generator)
 
 DEFAULT_LR = {"pretrain": 2e-4, "gan": 1e-4, "featurenet": 1e-3}
@@ -187,6 +187,9 @@ def setup(args: TrainArgs) -> Run:
             checkpoint.load_module(run_dir, "ema", run.ema)
         run.modules["ema"] = run.ema
     run.best = _read_best(run_dir)
+    if run.best is not None and stage != "featurenet" and rank == 0:
+        run.best = rescore_best(run_dir, entry, run.best, val_planes, precision, args.val_crop,
+                                recipe.get("consistency", 0), run.select, recipe.get("select_min_dpsnr", 0.0))
     for m in run.modules.values():
         m.train()
         if run.precision in ("bf16", "fp16"):
@@ -278,7 +281,8 @@ def validate(run: Run, step: int) -> dict:
     row = {k: round(x, 4) for k, x in v.items()}
     score = selection_score(run.select, v, run.recipe.get("select_min_dpsnr", 0.0))
     if run.best is None or score > run.best["score"]:
-        run.best = {"step": step, "score": score, "criterion": run.select, **row}
+        run.best = {"step": step, "score": score, "criterion": run.select, **row,
+                    "consistency": int(run.recipe.get("consistency", 0))}
         _write_best(run.run_dir, gv, run.best)
     return row
 

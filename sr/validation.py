@@ -154,6 +154,23 @@ def _write_best(run_dir: Path, net: torch.nn.Module, best: dict) -> None:
     os.replace(run_dir / (BEST_WEIGHTS + ".tmp"), run_dir / BEST_WEIGHTS)
     os.replace(run_dir / "best.json.tmp", run_dir / "best.json")
 
+def rescore_best(run_dir: Path, entry, best: dict, planes: list, precision: str, crop: int | None,
+                 consistency: int, select: str, min_dpsnr: float = 0.0) -> dict:
+    """``best`` validated again under the current protocol (``consistency`` back-projection
+    steps), when it was scored under another one: a run whose recipe starts validating as
+    inference runs compares its later checks with the kept one on the same footing."""
+    if int(best.get("consistency", 0)) == int(consistency):
+        return best
+    net = _load_best(run_dir, entry)
+    v = validate_generator(net, planes, precision, crop, consistency)
+    v.pop("_images")
+    row = {k: round(x, 4) for k, x in v.items()}
+    new = {**best, **row, "score": selection_score(select, v, min_dpsnr), "consistency": int(consistency),
+           "rescored_from": {k: best[k] for k in ("score", "val_dpsnr", "val_lsd") if k in best}}
+    _write_best(run_dir, net, new)
+    return new
+
+
 def _load_best(run_dir: Path, entry) -> Generator:
     from safetensors.torch import load_model
 

@@ -72,3 +72,28 @@ def test_quantised_sums_computed_apart_keep_the_values():
             assert len(op.input_value(0).get_target_inputs()) == 1
     np.testing.assert_array_equal(_run(q2, x), before)  # fp32 sums: the same numbers
     assert requantize_sums_apart(q2)[1] == 0  # idempotent
+
+
+def test_int8_is_quantised_from_the_phase_window_graph():
+    """sr.int8 quantises the graph with the 2x2 phase windows (sr.int8.PHASE_WINDOWS): the windows
+    survive quantisation as int8 convolutions and the output stays close to the fp32 core's."""
+    pytest.importorskip("nncf")
+    core = openvino_core(runtime.FastGenerator(_tiny("srgan-improved"), "fp32"))
+    calib = [blobs(24, 24, seed=i).astype(np.float32)[None, None] / 255 for i in range(4)]
+    assert int8.PHASE_WINDOWS
+    q = int8.quantize_model(ovcache._convert(core, 1, phase_windows=int8.PHASE_WINDOWS), calib,
+                            int8.PARTS["ends-and-sums-bf16"])
+    windows = [op for op in q.get_ordered_ops() if op.get_friendly_name().endswith(tuple(f"/phase{p}" for p in range(4)))]
+    assert len(windows) == 8
+    def quantised(node):  # through the layout ops between the stages (concat, DepthToSpace)
+        if node.get_type_name() in ("Concat", "DepthToSpace"):
+            return all(quantised(v.get_node()) for v in node.input_values()[:1 if node.get_type_name() == "DepthToSpace" else None])
+        return node.get_type_name() == "FakeQuantize"
+
+    assert all(quantised(op.input_value(0).get_node()) for op in windows)
+    x = blobs(32, 28, seed=9).astype(np.float32)[None, None] / 255
+    with torch.no_grad():
+        want = core(torch.from_numpy(x)).numpy()
+    got = _run(q, x)
+    assert got.shape == want.shape
+    assert np.abs(got - want).mean() < 0.02 * max(float(np.abs(want).mean()), 1e-3) + 2e-3

@@ -142,3 +142,22 @@ def test_gan_stage_selects_on_validation_and_exports_a_stopped_run(tiny_zoo, hpa
     entry = zoo.get_entry("srgan-improved")
     assert card["selected_step"] == best["step"]
     assert card["recipe"] == {k: v for k, v in entry.recipe.items() if k != "stage"}  # the registry's recipe
+
+
+def test_kept_best_is_rescored_when_validation_starts_back_projecting(tiny_zoo, hpa_folder, tmp_path):
+    """A run resumed with a recipe that validates with back-projection (``consistency``) scores its
+    kept checkpoint again the same way, so later checks are compared on the same footing."""
+    _, weights = tiny_zoo
+    recipe = {"gan_loss": "ragan", "pixel_loss": "l1", "ema": 0.9, "select": "lsd", "adv_weight": 0.005}
+    train(_args(tmp_path, hpa_folder, model="srgan-improved", steps=2, val_every=2,
+                init=str(weights / "srgan-improved"), recipe=recipe, export=False))
+    run_dir = tmp_path / "runs" / "srgan-improved"
+    before = json.loads((run_dir / "best.json").read_text())
+    assert before["consistency"] == 0
+    train(_args(tmp_path, hpa_folder, model="srgan-improved", steps=2, val_every=2,
+                recipe={**recipe, "consistency": 2}, export=False))
+    after = json.loads((run_dir / "best.json").read_text())
+    assert after["consistency"] == 2 and after["step"] == before["step"]
+    assert after["rescored_from"]["score"] == before["score"]
+    assert after["val_psnr"] != before["val_psnr"]  # back-projection changes the output
+    assert abs(after["score"] + after["val_lsd"]) < 1e-3 or after["score"] < -900  # the lsd rule, as in training
