@@ -9,9 +9,11 @@ architecture, which fine-tuning guarantees; the GAN's card pins the parent's sha
 Each GAN's default ``a`` (``card.default_blend``) is chosen on validation images by
 ``python -m sr blend choose MODEL --data DIR [--other DIR ...] [--consistency N]``: the largest
 value whose paired PSNR and SSIM gains over bicubic are above zero at the lower end of their 95%
-intervals on the validation fields of ``DIR`` (HPA), and above zero on average on the ``--other``
-folders (fluorescence images from other sources that no evaluation uses), with the model's
-back-projection steps (:mod:`sr.consistency`; ``--consistency`` records a new number).
+intervals on the validation fields of ``DIR`` (HPA), above zero on average on the ``--other``
+folders (fluorescence images from other sources that no evaluation uses), and whose PSNR gain
+keeps at least :data:`KEEP_PSNR_SHARE` of the parent's (``--keep-psnr-share``: a fidelity budget,
+so the default adds GAN detail where it costs little fidelity; more is one slider move away), with
+the model's back-projection steps (:mod:`sr.consistency`; ``--consistency`` records a new number).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import torch
 
 from . import zoo
 
+KEEP_PSNR_SHARE = 0.8  # the default keeps at least this share of the parent's validation PSNR gain over bicubic
 STEP = 0.05  # blend values are rounded to this grid (so slider positions share cached models)
 
 
@@ -176,13 +179,17 @@ def validation_curve(model_id: str, data_dir: str, grid=None, val_fraction: floa
     return rows
 
 
-def choose(rows: list[dict]) -> float:
+def choose(rows: list[dict], keep: float = KEEP_PSNR_SHARE) -> float:
     """The largest blend whose paired PSNR and SSIM gains over bicubic are both above zero at
-    the lower end of their 95% intervals, and (where measured) above zero on average on the
-    other folders (0 if none: the parent)."""
+    the lower end of their 95% intervals, (where measured) above zero on average on the other
+    folders, and whose PSNR gain is at least ``keep`` times the parent's (the blend-0 row; 0
+    turns this off). 0 if none: the parent."""
+    parent = next((r["dpsnr"] for r in rows if r["blend"] == 0), None)
+    floor = keep * parent if keep and parent is not None and parent > 0 else float("-inf")
+
     def safe(r):
         o = r.get("other")
-        return (r["dpsnr"] - r["dpsnr_ci"] > 0 and r["dssim"] - r["dssim_ci"] > 0
+        return (r["dpsnr"] - r["dpsnr_ci"] > 0 and r["dssim"] - r["dssim_ci"] > 0 and r["dpsnr"] >= floor
                 and (o is None or (o["dpsnr"] > 0 and o["dssim"] > 0)))
 
     ok = [r["blend"] for r in rows if safe(r)]
@@ -206,17 +213,23 @@ def choose_cli(args) -> int:
             raise BlendError("--data (the training folder) is needed to measure the curve")
         k = resolve_consistency(args.model, args.consistency)
         rows = validation_curve(args.model, args.data, other=other, consistency=k)
-    a = choose(rows)
+    keep = getattr(args, "keep_psnr_share", None)
+    keep = KEEP_PSNR_SHARE if keep is None else float(keep)
+    if not 0.0 <= keep <= 1.0:
+        raise BlendError(f"--keep-psnr-share must be between 0 and 1, got {keep:g}")
+    a = choose(rows, keep)
     from .tables import command_line
 
     print(json.dumps({"model": args.model, "command": saved.get("command") if args.from_json else command_line(),
-                      "default_blend": a, "lr_consistency": k, "other": list(other), "curve": rows}, indent=1))
+                      "default_blend": a, "lr_consistency": k, "keep_psnr_share": keep, "other": list(other),
+                      "curve": rows}, indent=1))
     if args.write:
-        record(args.model, a, k, rows, other)
+        record(args.model, a, k, rows, other, keep)
     return 0
 
 
-def record(model_id: str, a: float, k: int, rows: list[dict], other: tuple[str, ...] = ()) -> None:
+def record(model_id: str, a: float, k: int, rows: list[dict], other: tuple[str, ...] = (),
+           keep: float = 0.0) -> None:
     """Store a GAN's default blend, back-projection steps and the curve in its card."""
     from .publish import write_card
 
@@ -226,6 +239,8 @@ def record(model_id: str, a: float, k: int, rows: list[dict], other: tuple[str, 
     if other:
         rule += (" and above zero on average on other fluorescence images (" + ", ".join(other)
                  + f"; centre crops of {OTHER_CROP} px)")
+    if keep:
+        rule += f", keeping at least {keep:.0%} of the pixel-loss parent's validation PSNR gain"
     card = {**entry.card, "default_blend": a, "blend_curve": rows, "lr_consistency": k,
             "blend_selection": rule + (f", with {k} back-projection steps onto the input" if k else "")}
     zoo.update_entry(model_id, card=card)

@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--consistency", type=int, default=None,
                     help="back-projection steps onto the input (sr.consistency) to choose with and record "
                          "(default: the model's current number)")
+    bc.add_argument("--keep-psnr-share", type=float, default=None,
+                    help="the default must keep at least this share of the pixel-loss parent's validation PSNR "
+                         "gain over bicubic (a fidelity budget; default sr.blend.KEEP_PSNR_SHARE = 0.8; 0: off)")
     bc.add_argument("--write", action="store_true", help="store the default and the curve in the card")
     bc.add_argument("--from-json", default=None,
                     help="choose from (and with --write record) the JSON an earlier run of this command printed")

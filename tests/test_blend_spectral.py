@@ -82,8 +82,13 @@ def test_choose_picks_the_largest_safe_blend():
     rows = [{"blend": 0.0, "dpsnr": 0.8, "dpsnr_ci": 0.1, "dssim": 0.02, "dssim_ci": 0.005},
             {"blend": 0.5, "dpsnr": 0.5, "dpsnr_ci": 0.1, "dssim": 0.004, "dssim_ci": 0.003},
             {"blend": 1.0, "dpsnr": 0.1, "dpsnr_ci": 0.2, "dssim": -0.01, "dssim_ci": 0.004}]
-    assert choose(rows) == 0.5
+    assert choose(rows, keep=0) == 0.5
     assert choose(rows[2:]) == 0.0
+    # the fidelity budget: 0.5 keeps 62% of the parent's PSNR gain (0.5 of 0.8)
+    assert choose(rows, keep=0.6) == 0.5
+    assert choose(rows) == choose(rows, keep=0.8) == 0.0
+    rows[1]["dpsnr"] = 0.7  # 87% of the parent's gain
+    assert choose(rows) == 0.5
 
 
 def test_spectral_measures():
