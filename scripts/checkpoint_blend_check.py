@@ -5,7 +5,10 @@ of the training folder and every image of the ``--other`` folders (centre crops 
 
     python scripts/checkpoint_blend_check.py --run ~/.cache/sr/runs/srgan-improved --model srgan-improved \\
         --data ../shared/data/hpa/sanch7_kaggle2018_singlechannel/train_sample --blends 0.6,0.8,1.0 \\
-        --other DIR [--other DIR ...] [--consistency 3]
+        --other DIR [--other DIR ...] [--consistency 3] [--snapshot STEP ...]
+
+``--snapshot STEP`` adds the generator validated at that step (``gen_<step>.safetensors`` in the run
+folder, kept since session 9) as another candidate.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from safetensors.torch import load_file
 
 from sr import blend, data, zoo
 from sr.blend import OTHER_CROP, _pairs, _score
+from sr.validation import snapshot_path
 
 
 def score(net, pairs, k: int) -> str:
@@ -30,6 +34,7 @@ def main() -> None:
     ap.add_argument("--blends", default="0.6,0.8,1.0")
     ap.add_argument("--other", action="append", default=[])
     ap.add_argument("--consistency", type=int, default=3)
+    ap.add_argument("--snapshot", type=int, action="append", default=[], help="a validated step's generator too")
     args = ap.parse_args()
     _, val = data.split(data.scan(args.data), 0.1)
     refs = _pairs(data.load_planes(val))
@@ -39,7 +44,12 @@ def main() -> None:
     ema = {k[5:].replace("::", "."): v for k, v in state.items() if k.startswith("ema::")}
     last = zoo.load(args.model)
     last.load_state_dict(ema, strict=True)
-    for name, g in {"shipped": zoo.load(args.model), "last-ema": last}.items():
+    candidates = {"shipped": zoo.load(args.model), "last-ema": last}
+    for step in args.snapshot:
+        g = zoo.load(args.model)
+        g.load_state_dict(load_file(str(snapshot_path(args.run, step))), strict=True)
+        candidates[f"step-{step}"] = g
+    for name, g in candidates.items():
         for a in (float(b) for b in args.blends.split(",")):
             net = blend.interpolate(parent, g, a)
             print(name, a, "HPA", score(net, refs, args.consistency), "| other", score(net, extra, args.consistency),

@@ -34,8 +34,8 @@ from .settings import settings
 from . import checkpoint, data, runtime, train_device, zoo
 from .arch import Discriminator, FeatureNet, Generator
 from .losses import ContentLoss, adversarial_d, adversarial_g, d_probabilities, pixel_loss
-from .validation import (_SELECTION_TEXT, _load_best, _read_best, _write_best, rescore_best, save_grid, selection_score,
-                         validate_featurenet, validate_generator)
+from .validation import (_SELECTION_TEXT, _load_best, _read_best, _write_best, rescore_best, save_grid, save_snapshot,
+                         selection_score, validate_featurenet, validate_generator)
 
 DEFAULT_LR = {"pretrain": 2e-4, "gan": 1e-4, "featurenet": 1e-3}
 
@@ -278,6 +278,7 @@ def validate(run: Run, step: int) -> dict:
     gv = run.ema if run.ema is not None else _unwrap(run.modules["g"])
     v = validate_generator(gv, run.val_planes, run.precision, run.args.val_crop, run.recipe.get("consistency", 0))
     save_grid(run.run_dir / f"val_{step:06d}.png", v.pop("_images"))
+    save_snapshot(run.run_dir, gv, step)
     row = {k: round(x, 4) for k, x in v.items()}
     score = selection_score(run.select, v, run.recipe.get("select_min_dpsnr", 0.0))
     if run.best is None or score > run.best["score"]:

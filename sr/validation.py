@@ -6,7 +6,10 @@
   (:mod:`sr.spectral`).
 * :func:`selection_score`: the recipe's criterion (``psnr`` or ``lsd``); the best-scoring
   validation's generator is kept as ``best.safetensors`` beside the run state and is what
-  training exports, never simply the last step.
+  training exports, never simply the last step. Every validated generator (the EMA where the
+  recipe keeps one) is also kept as ``gen_<step>.safetensors`` (:func:`save_snapshot`), so a
+  checkpoint can be chosen again afterwards with the blend and other images in the picture
+  (``scripts/checkpoint_blend_check.py --snapshot STEP``).
 """
 from __future__ import annotations
 
@@ -138,6 +141,22 @@ _SELECTION_TEXT = {
 }
 
 BEST_WEIGHTS = "best.safetensors"
+
+
+def snapshot_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / f"gen_{int(step):06d}.safetensors"
+
+
+def save_snapshot(run_dir: Path, net: torch.nn.Module, step: int) -> Path:
+    """The validated generator's weights at ``step`` (written atomically)."""
+    from safetensors.torch import save_file
+
+    path = snapshot_path(run_dir, step)
+    sd = {k: v.detach().cpu().contiguous().clone() for k, v in _unwrap(net).state_dict().items()}
+    save_file(sd, str(path) + ".tmp")
+    os.replace(str(path) + ".tmp", path)
+    return path
+
 
 def _read_best(run_dir: Path) -> dict | None:
     f = run_dir / "best.json"

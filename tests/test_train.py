@@ -135,6 +135,7 @@ def test_gan_stage_selects_on_validation_and_exports_a_stopped_run(tiny_zoo, hpa
     assert len(rows) == 2 and all(r["val_lsd"] and r["val_dpsnr_ci"] for r in rows)
     assert all(0 <= float(r["d_real"]) <= 1 for r in csv.DictReader(open(run_dir / "log.csv")) if r.get("d_real"))
     assert checkpoint.has_module(run_dir, "ema")
+    assert sorted(p.name for p in run_dir.glob("gen_*.safetensors")) == ["gen_000002.safetensors", "gen_000004.safetensors"]
     # a stopped run is exported as it is: the chosen checkpoint and its step in the card
     out = train(_args(tmp_path, hpa_folder, model="srgan-improved", steps=4, export_now=True))
     assert out["exported"]
