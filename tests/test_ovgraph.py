@@ -97,3 +97,20 @@ def test_int8_is_quantised_from_the_phase_window_graph():
     got = _run(q, x)
     assert got.shape == want.shape
     assert np.abs(got - want).mean() < 0.02 * max(float(np.abs(want).mean()), 1e-3) + 2e-3
+
+
+def test_int8_drift_is_measured_with_back_projection():
+    """sr.int8.drift scores the outputs as inference runs them: with the model's back-projection steps."""
+    pytest.importorskip("nncf")
+    from sr import degrade
+
+    core = openvino_core(runtime.FastGenerator(_tiny("srgan-improved"), "fp32"))
+    calib = [blobs(24, 24, seed=i).astype(np.float32)[None, None] / 255 for i in range(4)]
+    fp32 = ovcache._convert(core, 1)
+    q = int8.quantize_model(fp32, calib, int8.PARTS["ends-and-sums-bf16"])
+    ref, qc = ovcache.compile_model(fp32, "fp32", 1), ovcache.compile_model(q, "int8", 1)
+    hrs = [blobs(48, 40, seed=20 + i) for i in range(2)]
+    lrs = [degrade.degrade(h, 4) for h in hrs]
+    plain, projected = int8.drift(ref, qc, lrs, hrs), int8.drift(ref, qc, lrs, hrs, consistency=2)
+    assert plain["images"] == projected["images"] == 2
+    assert projected["psnr_fp32"] != plain["psnr_fp32"]  # the projection changed what was scored
