@@ -58,8 +58,9 @@ CHOOSE_DB = 0.075  # what a variant must meet on the validation fields (margin f
 WORST_DB = 0.5  # and no validation image may lose more than this
 # Quantise the graph with the nearest-x2 stages as four 2x2 phase windows (sr.ovgraph): OpenVINO 2026.4
 # copies their concatenation with its reference kernel in int8's layout, but the 4/9 of the multiply-adds
-# win: the improved SRGAN at 128->512 on the 2-core EPYC, interleaved calls, 113.9 -> 93.6 ms and
-# 118.1 -> 106.2 ms in two runs (an older OpenVINO measured ~5 % slower, so int8 was made without them).
+# win: the improved SRGAN's int8 form at 128->512 on the 2-core EPYC, 116.4 -> 101.5 ms median
+# (scripts/ov_files_ab.py, docs/runtime_notes.md; an older OpenVINO measured ~5 % slower, so int8 was
+# made without them before).
 PHASE_WINDOWS = True
 AUTO_DSSIM = 0.005  # `auto` picks a model's int8 form only if its validation SSIM drift is within this
 PARTS = {"ends-and-sums-bf16": ("head", "tail", "residual-adds"),

@@ -147,14 +147,19 @@ def snapshot_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / f"gen_{int(step):06d}.safetensors"
 
 
-def save_snapshot(run_dir: Path, net: torch.nn.Module, step: int) -> Path:
-    """The validated generator's weights at ``step`` (written atomically)."""
+def _save_weights(path: Path, net: torch.nn.Module) -> None:
+    """``net``'s weights as safetensors at ``path``, written atomically (a temporary file, then a rename)."""
     from safetensors.torch import save_file
 
-    path = snapshot_path(run_dir, step)
     sd = {k: v.detach().cpu().contiguous().clone() for k, v in _unwrap(net).state_dict().items()}
     save_file(sd, str(path) + ".tmp")
     os.replace(str(path) + ".tmp", path)
+
+
+def save_snapshot(run_dir: Path, net: torch.nn.Module, step: int) -> Path:
+    """The validated generator's weights at ``step``."""
+    path = snapshot_path(run_dir, step)
+    _save_weights(path, net)
     return path
 
 
@@ -165,12 +170,8 @@ def _read_best(run_dir: Path) -> dict | None:
     return None
 
 def _write_best(run_dir: Path, net: torch.nn.Module, best: dict) -> None:
-    from safetensors.torch import save_file
-
-    sd = {k: v.detach().cpu().contiguous().clone() for k, v in _unwrap(net).state_dict().items()}
-    save_file(sd, str(run_dir / (BEST_WEIGHTS + ".tmp")))
+    _save_weights(run_dir / BEST_WEIGHTS, net)
     (run_dir / "best.json.tmp").write_text(json.dumps(best, indent=1), encoding="utf-8")
-    os.replace(run_dir / (BEST_WEIGHTS + ".tmp"), run_dir / BEST_WEIGHTS)
     os.replace(run_dir / "best.json.tmp", run_dir / "best.json")
 
 def rescore_best(run_dir: Path, entry, best: dict, planes: list, precision: str, crop: int | None,
