@@ -35,7 +35,7 @@ from . import checkpoint, data, runtime, train_device, zoo
 from .arch import Discriminator, FeatureNet, Generator
 from .losses import ContentLoss, adversarial_d, adversarial_g, d_probabilities, pixel_loss
 from .validation import (_SELECTION_TEXT, _load_best, _read_best, _write_best, rescore_best, save_grid, save_snapshot,
-                         selection_score, validate_featurenet, validate_generator)
+                         score_generator, validate_featurenet)
 
 DEFAULT_LR = {"pretrain": 2e-4, "gan": 1e-4, "featurenet": 1e-3}
 
@@ -276,11 +276,11 @@ def validate(run: Run, step: int) -> dict:
     if run.stage == "featurenet":
         return validate_featurenet(_unwrap(run.modules["net"]), run.val_batch)
     gv = run.ema if run.ema is not None else _unwrap(run.modules["g"])
-    v = validate_generator(gv, run.val_planes, run.precision, run.args.val_crop, run.recipe.get("consistency", 0))
-    save_grid(run.run_dir / f"val_{step:06d}.png", v.pop("_images"))
+    row, score, images = score_generator(gv, run.val_planes, run.precision, run.args.val_crop,
+                                         run.recipe.get("consistency", 0), run.select,
+                                         run.recipe.get("select_min_dpsnr", 0.0))
+    save_grid(run.run_dir / f"val_{step:06d}.png", images)
     save_snapshot(run.run_dir, gv, step)
-    row = {k: round(x, 4) for k, x in v.items()}
-    score = selection_score(run.select, v, run.recipe.get("select_min_dpsnr", 0.0))
     if run.best is None or score > run.best["score"]:
         run.best = {"step": step, "score": score, "criterion": run.select, **row,
                     "consistency": int(run.recipe.get("consistency", 0))}

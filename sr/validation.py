@@ -174,6 +174,14 @@ def _write_best(run_dir: Path, net: torch.nn.Module, best: dict) -> None:
     (run_dir / "best.json.tmp").write_text(json.dumps(best, indent=1), encoding="utf-8")
     os.replace(run_dir / "best.json.tmp", run_dir / "best.json")
 
+def score_generator(net: torch.nn.Module, planes: list, precision: str, crop: int | None, consistency: int,
+                    select: str, min_dpsnr: float = 0.0) -> tuple[dict, float, list]:
+    """One validation check: the rounded row, the criterion's score and the grid images."""
+    v = validate_generator(net, planes, precision, crop, consistency)
+    images = v.pop("_images")
+    return {k: round(x, 4) for k, x in v.items()}, selection_score(select, v, min_dpsnr), images
+
+
 def rescore_best(run_dir: Path, entry, best: dict, planes: list, precision: str, crop: int | None,
                  consistency: int, select: str, min_dpsnr: float = 0.0) -> dict:
     """``best`` validated again under the current protocol (``consistency`` back-projection
@@ -182,10 +190,8 @@ def rescore_best(run_dir: Path, entry, best: dict, planes: list, precision: str,
     if int(best.get("consistency", 0)) == int(consistency):
         return best
     net = _load_best(run_dir, entry)
-    v = validate_generator(net, planes, precision, crop, consistency)
-    v.pop("_images")
-    row = {k: round(x, 4) for k, x in v.items()}
-    new = {**best, **row, "score": selection_score(select, v, min_dpsnr), "consistency": int(consistency),
+    row, score, _ = score_generator(net, planes, precision, crop, consistency, select, min_dpsnr)
+    new = {**best, **row, "score": score, "consistency": int(consistency),
            "rescored_from": {k: best[k] for k in ("score", "val_dpsnr", "val_lsd") if k in best}}
     _write_best(run_dir, net, new)
     return new
