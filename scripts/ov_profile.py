@@ -1,7 +1,7 @@
 """Per-layer time of a zoo generator's OpenVINO model (OpenVINO's PERF_COUNT), grouped by module.
 
     python scripts/ov_profile.py [--model srgan-improved] [--precision bf16|int8|fp32] [--side 128]
-                                 [--repeats 8] [--part whole|trunk|up] [--layers N]
+                                 [--repeats 8] [--part whole|trunk|up] [--layers N] [--xml FILE.xml]
 
 Prints the median latency and the time per module group (head, body, upsample.0, upsample.1,
 tail, ...) and per (layer type, kernel) of the last run. ``--part``: one half of the two-stage
@@ -31,10 +31,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--part", default="whole", choices=["whole", "trunk", "up"])
     ap.add_argument("--layers", type=int, default=0, help="also list this many single layers, slowest first")
+    ap.add_argument("--xml", default=None, help="profile this OpenVINO file instead (e.g. a candidate int8 form)")
     a = ap.parse_args()
     core, fp, _ = int8.source_core(a.model)
     in_c = zoo.get_entry(a.model).arch.get("in_channels", 1)
-    if a.precision == "int8":
+    if a.xml:
+        model = ov.Core().read_model(a.xml)
+    elif a.precision == "int8":
         xml = int8.find(a.model, fp)
         if xml is None:
             raise SystemExit(f"{a.model} has no int8 model for its current weights (python -m sr quantize)")

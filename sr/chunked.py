@@ -32,9 +32,9 @@ import numpy as np
 from . import omezarr
 from .imio import ImageError, Norm
 from .staged import trunk_tile
+from .tile_sizes import DEFAULT_CHUNK, DEFAULT_TILE
 
 SCALE = 4
-DEFAULT_CHUNK = 1152  # LR pixels: a multiple of the default tile (192) and of its trunk tile (576)
 OUT_CHUNK = 1024  # HR pixels of the Zarr chunks (a divisor of 4 * chunk is used)
 PYRAMID_BLOCK = 2048  # largest side of one pyramid task (pixels of the level it writes)
 
@@ -275,7 +275,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAULT_CHUNK, tile: int = 192,
+def upscale_chunked(inputs, out_dir: str | Path, model: str, chunk: int = DEFAULT_CHUNK, tile: int = DEFAULT_TILE,
                     overlap: int | None = None, precision: str | None = None, normalize: str = "auto",
                     blend: float | None = None, client=None, progress: bool = True,
                     consistency: int | None = None) -> list[Path]:

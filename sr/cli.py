@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from .tile_sizes import DEFAULT_CHUNK, DEFAULT_TILE
+
 
 def _cmd_zoo(args) -> int:
     from . import zoo
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("inputs", nargs="+")
     u.add_argument("--model", default=None, help="zoo id (default: the registry's cli-default model)")
     u.add_argument("--out", default="sr_out")
-    u.add_argument("--tile", type=int, default=192, help="tile size in LR pixels (0: whole image)")
+    u.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile size in LR pixels (0: whole image)")
     u.add_argument("--overlap", type=int, default=None, help="tile margin (default: receptive field)")
     u.add_argument("--precision", choices=["auto", "int8", "bf16", "fp16", "fp32"], default=None,
                    help="fp16: CUDA only; int8: CPU, models quantised by `sr quantize`")
@@ -192,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "model's; on for the GANs, see sr.consistency)")
     u.add_argument("--ome-zarr", action="store_true",
                    help="chunked path: write OME-Zarr (automatic for .zarr, .ome.tif and folder inputs)")
-    u.add_argument("--chunk", type=int, default=1152, help="chunked path: region size in LR pixels (a multiple of --tile; rounded up to whole trunk tiles of 3 x --tile on the CPU fast path)")
+    u.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="chunked path: region size in LR pixels (a multiple of --tile; rounded up to whole trunk tiles of 3 x --tile on the CPU fast path)")
     u.add_argument("--workers", type=int, default=None, help="chunked path: on a local Dask cluster of N workers")
     u.add_argument("--scheduler", default=None, help="chunked path: on the Dask cluster at this address")
     u.set_defaults(func=_cmd_upscale)

@@ -8,7 +8,7 @@
   :class:`DeviceError` (one line: the CLI prints ``error: ...`` and exits 2, the app shows it).
 
 On CUDA the tile size of tiled inference comes from the free GPU memory
-(:func:`cuda_tile`): the CPU default (192) is sized for CPU caches, a GPU wants large tiles.
+(:func:`cuda_tile`): the CPU default (256, `sr.tile_sizes`) is sized for CPU caches, a GPU wants large tiles.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ radius as a margin on every tile, and its tile size is set by the upsampler's me
 1.62x at tile 256.
 
 Here the trunk runs on tiles :data:`TRUNK_FACTOR` times wider (about the memory of one upsampler
-tile; 1.25x the area at the default tile 192), on the image's global grid, and its exact features (those at least the
+tile; 1.20x the area at the default tile 256), on the image's global grid, and its exact features (those at least the
 trunk's radius from the patch edge, or at the image border) are upsampled in sub-tiles of
 ``tile`` with the upsampler's own radius as margin. Each output pixel is computed from exactly
 the inputs whole-image inference uses, so the result equals it up to float rounding, as
