@@ -8,7 +8,9 @@ of the training folder and every image of the ``--other`` folders (centre crops 
         --other DIR [--other DIR ...] [--consistency 3] [--snapshot STEP ...]
 
 ``--snapshot STEP`` adds the generator validated at that step (``gen_<step>.safetensors`` in the run
-folder, kept since session 9) as another candidate.
+folder, kept since session 9) as another candidate. Each candidate's line ``mad@1`` is its mean
+absolute difference from the parent on the HPA validation fields (8-bit grey levels), the GAN
+unblended with its back-projection, the parent as it runs: the issue's "visibly differs" measure.
 """
 from __future__ import annotations
 
@@ -24,6 +26,18 @@ from sr.validation import snapshot_path
 def score(net, pairs, k: int) -> str:
     r = _score(net, pairs, consistency=k, precision="bf16")
     return f"dP {r['dpsnr']:+.3f}±{r['dpsnr_ci']:.3f} dS {r['dssim']:+.4f}±{r['dssim_ci']:.4f} lsd {r['lsd']:.2f}"
+
+
+def mad_to_parent(net, parent, pairs, k: int) -> float:
+    """Mean |GAN - parent| over ``pairs`` (grey levels of the 8-bit references)."""
+    import numpy as np
+
+    from sr import api
+
+    d = [np.abs(api.upscale(lr, net, consistency=k, precision="bf16").astype(np.float64)
+                - api.upscale(lr, parent, consistency=0, precision="bf16").astype(np.float64)).mean()
+         for _, lr, _, _ in pairs]
+    return float(np.mean(d))
 
 
 def main() -> None:
@@ -50,6 +64,7 @@ def main() -> None:
         g.load_state_dict(load_file(str(snapshot_path(args.run, step))), strict=True)
         candidates[f"step-{step}"] = g
     for name, g in candidates.items():
+        print(name, "mad@1", f"{mad_to_parent(g, parent, refs, args.consistency):.3f}", flush=True)
         for a in (float(b) for b in args.blends.split(",")):
             net = blend.interpolate(parent, g, a)
             print(name, a, "HPA", score(net, refs, args.consistency), "| other", score(net, extra, args.consistency),

@@ -12,7 +12,8 @@ at the top of the 8-bit range. NNCF's activation ranges (the mean over calibrati
 each image's extremes) clip the brightest fields (one saturated validation field lost 2.4 dB),
 and the full extremes cost the dim fields resolution (SSIM -0.03). So the activation ranges are
 widened by a factor, and some layers may stay out of int8 (in bf16 where the CPU has it, else
-fp32: mixed precision): the first and last convolutions, and the residual sums, whose int8
+fp32: mixed precision): the first convolution, the output convolution's shifts and gather (its
+1x1 taps run int8 where validation allows: the first variant), and the residual sums, whose int8
 re-quantisation of the skip stream at every block added up over 16 blocks (on srgan-improved's
 validation fields: -0.10 dB and SSIM -0.018 with them in int8, -0.02 dB and SSIM -0.005 with
 them in bf16, at about the same speed). Tried on the validation fields: all convolutions or
