@@ -84,10 +84,12 @@ def test_tiled_paths_run_in_turn_and_ratios_are_per_round(monkeypatch):
 
     clock = [0.0]
     cost = {"a": [10.0, 30.0, 10.0], "b": [5.0, 10.0, 5.0]}  # the machine slows down in round 2
-    calls = {"a": 0, "b": 0}
+    calls, warm = {"a": 0, "b": 0}, []
 
     def fake_upscale(img, fast, tile=None):
-        if img.shape[0] > 64:
+        if img.shape[0] < 128:  # the warm-up before each timed run
+            warm.append((fast.tag, img.shape[0] > tile))
+        else:
             clock[0] += cost[fast.tag][calls[fast.tag]]
             calls[fast.tag] += 1
         return np.zeros((img.shape[0] * 4, img.shape[1] * 4), np.uint8)
@@ -97,8 +99,9 @@ def test_tiled_paths_run_in_turn_and_ratios_are_per_round(monkeypatch):
     monkeypatch.setattr(sr_api, "upscale", fake_upscale)
     monkeypatch.setattr(bp, "OneStage", lambda f: f)
     monkeypatch.setattr(bp.time, "perf_counter", lambda: clock[0])
-    rows = bp.bench_tiled(SimpleNamespace(id="m"), [("a", 256, False, "A"), ("b", 192, True, "B")],
+    rows = bp.bench_tiled(SimpleNamespace(id="m"), [("a", 256, False, "A"), ("b", 64, True, "B")],
                           lambda: None, lambda k: 0.0, side=128, rounds=3)
+    assert sorted(set(warm)) == [("a", False), ("b", True)]  # two-stage: warmed on more than one tile
     assert [r["seconds"] for r in rows] == [10.0, 5.0] and [r["rounds"] for r in rows] == [3, 3]
     assert [r["speedup_vs_previous"] for r in rows] == [1.0, 2.0]  # ratios 2, 3, 2
     assert rows[1]["tiling"] == "two-stage" and rows[0]["tiling"] == "one-stage"
