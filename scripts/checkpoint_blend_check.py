@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
 from safetensors.torch import load_file
 
-from sr import blend, data, zoo
+from sr import api, blend, data, zoo
 from sr.blend import OTHER_CROP, _pairs, _score
 from sr.validation import snapshot_path
 
@@ -28,15 +29,11 @@ def score(net, pairs, k: int) -> str:
     return f"dP {r['dpsnr']:+.3f}±{r['dpsnr_ci']:.3f} dS {r['dssim']:+.4f}±{r['dssim_ci']:.4f} lsd {r['lsd']:.2f}"
 
 
-def mad_to_parent(net, parent, pairs, k: int) -> float:
-    """Mean |GAN - parent| over ``pairs`` (grey levels of the 8-bit references)."""
-    import numpy as np
-
-    from sr import api
-
-    d = [np.abs(api.upscale(lr, net, consistency=k, precision="bf16").astype(np.float64)
-                - api.upscale(lr, parent, consistency=0, precision="bf16").astype(np.float64)).mean()
-         for _, lr, _, _ in pairs]
+def mad_to_parent(net, parent_outs, pairs, k: int) -> float:
+    """Mean |GAN - parent| over ``pairs`` (grey levels of the 8-bit references); ``parent_outs``:
+    the parent's outputs on the same pairs."""
+    d = [np.abs(api.upscale(lr, net, consistency=k, precision="bf16").astype(np.float64) - p).mean()
+         for (_, lr, _, _), p in zip(pairs, parent_outs)]
     return float(np.mean(d))
 
 
@@ -63,8 +60,9 @@ def main() -> None:
         g = zoo.load(args.model)
         g.load_state_dict(load_file(str(snapshot_path(args.run, step))), strict=True)
         candidates[f"step-{step}"] = g
+    parent_outs = [api.upscale(lr, parent, consistency=0, precision="bf16").astype(np.float64) for _, lr, _, _ in refs]
     for name, g in candidates.items():
-        print(name, "mad@1", f"{mad_to_parent(g, parent, refs, args.consistency):.3f}", flush=True)
+        print(name, "mad@1", f"{mad_to_parent(g, parent_outs, refs, args.consistency):.3f}", flush=True)
         for a in (float(b) for b in args.blends.split(",")):
             net = blend.interpolate(parent, g, a)
             print(name, a, "HPA", score(net, refs, args.consistency), "| other", score(net, extra, args.consistency),

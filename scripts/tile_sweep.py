@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("--tiles", default="192,256")
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
-    configs = [("bf16", 256, False, "previous default: bf16, one-stage tiles of 256")]
+    configs = [bp.PREVIOUS_TILED]
     configs += [(args.precision, int(t), True, f"{args.precision}, two-stage, tile {t}") for t in args.tiles.split(",")]
     rows = bp.bench_tiled(zoo.get_entry(args.model), configs, bench._rss_peak_reset, bench._rss_mb, rounds=args.rounds)
     for r in rows:

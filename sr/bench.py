@@ -277,7 +277,7 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False, 
         from .tiling import DEFAULT_TILE
 
         for e in focus:
-            configs = [("bf16", 256, False, "previous default: bf16, one-stage tiles of 256"),
+            configs = [bp.PREVIOUS_TILED,
                        ("int8", 384, False, "int8, one-stage tiles of 384")]
             if api.fast_model(e.id).fast_precision != "int8":  # auto keeps this one out of int8: time both
                 configs.append(("int8", DEFAULT_TILE, True, f"int8 (asked), two-stage, tile {DEFAULT_TILE}"))

@@ -175,6 +175,10 @@ class OneStage(torch.nn.Module):
         return self.fast(x)
 
 
+# What the tiled speed-ups are measured against: the default path when issue 17 was filed.
+PREVIOUS_TILED = ("bf16", 256, False, "previous default: bf16, one-stage tiles of 256")
+
+
 def bench_tiled(entry: zoo.ModelEntry, configs, rss_reset, rss_mb, side: int = 2048, rounds: int = 2) -> list[dict]:
     """Tiled ``side`` x ``side`` runs of ``entry`` (uint8 in and out, as a user runs it), one row
     per ``(precision, tile, staged, label)`` of ``configs`` (``staged=False``: one-stage tiling,

@@ -162,11 +162,12 @@ def drift(compiled_ref, compiled_q, lr_images: list[np.ndarray], hr_images: list
     for lr, hr in zip(lr_images, hr_images):
         x, norm = imio.normalize(lr, "auto")
         xin = x[:, None] if x.shape[0] > 1 else x[None]
+        xt = torch.from_numpy(np.ascontiguousarray(xin))
         outs = []
         for c in (compiled_ref, compiled_q):
             y = next(iter(c.create_infer_request().infer({0: xin}).values()))
             if consistency:
-                y = project(torch.from_numpy(np.asarray(y)), torch.from_numpy(np.ascontiguousarray(xin)), consistency).numpy()
+                y = project(torch.from_numpy(np.asarray(y)), xt, consistency).numpy()
             outs.append(imio.denormalize(y[:, 0] if x.shape[0] > 1 else y[0], norm, lr.ndim))
         rows.append([metrics.psnr(hr, outs[0]), metrics.psnr(hr, outs[1]),
                      metrics.ssim(hr, outs[0]), metrics.ssim(hr, outs[1])])

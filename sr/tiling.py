@@ -22,7 +22,7 @@ import torch
 
 from .device import cuda_tile, module_device
 from .runtime import autocast, resolve_precision
-from .tile_sizes import DEFAULT_TILE  # noqa: F401 (re-exported: sr.tiling.DEFAULT_TILE)
+from .tile_sizes import DEFAULT_TILE
 
 
 def default_overlap(model: torch.nn.Module) -> int:
