@@ -274,16 +274,17 @@ def run(models: list[str] | None = None, repeats: int = 7, quick: bool = False, 
             print(f"bench video frames {e.id} ...", flush=True)
             video += bp.bench_video(e, rounds=3 * repeats)
     if not quick:
+        from .bench_tiled import PREVIOUS_TILED, TiledPath, bench_tiled
         from .tiling import DEFAULT_TILE
 
         for e in focus:
-            configs = [bp.PREVIOUS_TILED,
-                       ("int8", 384, False, "int8, one-stage tiles of 384")]
+            configs = [PREVIOUS_TILED, TiledPath("int8", 384, False, "int8, one-stage tiles of 384")]
             if api.fast_model(e.id).fast_precision != "int8":  # auto keeps this one out of int8: time both
-                configs.append(("int8", DEFAULT_TILE, True, f"int8 (asked), two-stage, tile {DEFAULT_TILE}"))
-            configs.append(("auto", DEFAULT_TILE, True, f"default: auto precision, two-stage, tile {DEFAULT_TILE}"))
-            print(f"bench tiled {e.id} 2048x2048: {len(configs)} paths x {tiled_rounds} rounds ...", flush=True)
-            tiled += bp.bench_tiled(e, configs, _rss_peak_reset, _rss_mb, rounds=tiled_rounds)
+                configs.append(TiledPath("int8", DEFAULT_TILE, True, f"int8 (asked), two-stage, tile {DEFAULT_TILE}"))
+            configs.append(TiledPath("auto", DEFAULT_TILE, True, f"default: auto precision, two-stage, tile {DEFAULT_TILE}"))
+            print(f"bench tiled {e.id} 2048x2048: {len(configs)} paths x {tiled_rounds} rounds, each in a fresh process ...",
+                  flush=True)
+            tiled += bench_tiled(e, configs, rounds=tiled_rounds)
         app = list(zoo.with_role("app-default"))
         if all(zoo.get_entry(m).available for m in app):
             print("bench cold start ...", flush=True)
@@ -333,8 +334,8 @@ def to_markdown(result: dict, command: str) -> str:
     if result.get("tiled"):
         lines += ["", "## Tiled path, 2048x2048 input (uint8 in and out)", "",
                   "one-stage: every tile through the whole model with the whole receptive radius as margin; "
-                  "two-stage (`sr.staged`): the trunk in tiles 3x as wide, the upsampler in tiles of `tile`. "
-                  "`peak_rss_growth_mb` includes the 64 MB output.", ""] + markdown_table(result["tiled"])
+                  "two-stage (`sr.staged`): the trunk in tiles of `trunk_tile`, the upsampler in tiles of `tile`. "
+                  "Each run is a fresh process (`sr.bench_tiled`); `peak_rss_growth_mb` includes the 64 MB output.", ""] + markdown_table(result["tiled"])
     if result.get("cold_start"):
         lines += ["", "## Cold start (`sr.upscale` of the app's default models, first call after process start)", ""]
         lines += markdown_table(result["cold_start"])

@@ -5,7 +5,7 @@
   speed-up over fp32 and bf16, and its share of the matching matmul ceiling);
 * cold start: the first ``sr.upscale`` of the default models in a fresh process with an empty
   model cache, then in another fresh process with the cache that run left, against warm calls;
-* the tiled 2048^2 -> 8192^2 run per precision and tile size (time and peak RSS growth).
+* (the tiled 2048^2 -> 8192^2 runs: :mod:`sr.bench_tiled`).
 """
 from __future__ import annotations
 
@@ -155,65 +155,6 @@ def bench_cold_start(model_ids, side: int = 128) -> list[dict]:
                          "import_s": round(r["import_s"], 2), "first_call_s": round(r["first_s"], 3),
                          "warm_call_s": round(r["warm_s"], 3),
                          "first_over_warm": round(r["first_s"] / r["warm_s"], 2)})
-    return rows
-
-
-class OneStage(torch.nn.Module):
-    """A fast generator without two-stage tiling (:mod:`sr.staged`): the tiled path before it."""
-
-    self_casting = True
-
-    def __init__(self, fast):
-        super().__init__()
-        self.fast = fast
-        self.config, self.fast_precision = fast.config, fast.fast_precision
-
-    def receptive_radius(self) -> int:
-        return self.fast.receptive_radius()
-
-    def forward(self, x):
-        return self.fast(x)
-
-
-# What the tiled speed-ups are measured against: the default path when issue 17 was filed.
-PREVIOUS_TILED = ("bf16", 256, False, "previous default: bf16, one-stage tiles of 256")
-
-
-def bench_tiled(entry: zoo.ModelEntry, configs, rss_reset, rss_mb, side: int = 2048, rounds: int = 2) -> list[dict]:
-    """Tiled ``side`` x ``side`` runs of ``entry`` (uint8 in and out, as a user runs it), one row
-    per ``(precision, tile, staged, label)`` of ``configs`` (``staged=False``: one-stage tiling,
-    every tile through the whole model). The configurations run in turn, ``rounds`` times, so
-    a slow phase of the machine hits all of them: ``seconds`` is each one's median,
-    ``speedup_vs_previous`` the median of its per-round ratios to the first configuration,
-    ``peak_rss_growth_mb`` the largest of its runs."""
-    from .api import fast_module, upscale
-
-    plain = api_load(entry.id)  # a GAN at its default blend, as its id runs
-    img = (np.random.default_rng(0).random((side, side)) * 255).astype(np.uint8)
-    paths = []
-    for precision, tile, staged, label in configs:
-        fast = fast_module(plain, precision)
-        paths.append((OneStage(fast) if not staged else fast, tile, staged, label))
-    times, peaks, shape = [[] for _ in paths], [[] for _ in paths], None
-    for _ in range(rounds):
-        for i, (fast, tile, staged, _) in enumerate(paths):
-            warm = tile + 8 if staged else 64  # compiled before timing (two-stage: both halves, on an image over one tile)
-            upscale(img[:warm, :warm], fast, tile=tile)
-            rss_reset()
-            base = rss_mb("VmRSS")
-            t = time.perf_counter()
-            out = upscale(img, fast, tile=tile)
-            times[i].append(time.perf_counter() - t)
-            peaks[i].append(rss_mb("VmHWM") - base)
-            shape, nbytes = out.shape, out.nbytes
-            del out
-    rows = []
-    for i, (fast, tile, staged, label) in enumerate(paths):
-        rows.append({"model": entry.id, "path": label, "precision": fast.fast_precision, "input": f"{side}x{side}x1",
-                     "output": f"{shape[1]}x{shape[0]}", "tiling": "two-stage" if staged else "one-stage", "tile": tile,
-                     "rounds": rounds, "seconds": round(statistics.median(times[i]), 2),
-                     "peak_rss_growth_mb": round(max(peaks[i]), 1), "output_mb": round(nbytes / 2 ** 20, 1),
-                     "speedup_vs_previous": round(statistics.median(a / b for a, b in zip(times[0], times[i])), 2)})
     return rows
 
 

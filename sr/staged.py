@@ -9,8 +9,8 @@ radius as a margin on every tile, and its tile size is set by the upsampler's me
 2048x2048 image the improved SRGAN (radius 40) computes 1.43x the image's area at tile 384,
 1.62x at tile 256.
 
-Here the trunk runs on tiles :data:`TRUNK_FACTOR` times wider (about the memory of one upsampler
-tile; 1.20x the area at the default tile 256), on the image's global grid, and its exact features (those at least the
+Here the trunk runs on tiles :data:`TRUNK_FACTOR` times wider (1.35x the image's area on a
+2048x2048 image at the default tile 256), on the image's global grid, and its exact features (those at least the
 trunk's radius from the patch edge, or at the image border) are upsampled in sub-tiles of
 ``tile`` with the upsampler's own radius as margin. Each output pixel is computed from exactly
 the inputs whole-image inference uses, so the result equals it up to float rounding, as
@@ -24,7 +24,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-TRUNK_FACTOR = 3  # trunk tile = this x the upsampler's tile (9x the area; about the memory of one upsampler tile)
+# trunk tile = this x the upsampler's tile. On the 2-core EPYC, int8 improved SRGAN, 2048^2 at tile 256, each
+# run a fresh process (`python scripts/tile_sweep.py --tiles 256 --trunk-factors 2,3 --rounds 2`): factor 2
+# ran 2.22x the previous default path with 711 MB of peak RSS growth, factor 3 2.09x with 1220 MB (its
+# 823^2 trunk tiles hold 64 float32 feature planes twice, the OpenVINO output and its copy, plus the
+# compiled trunk's own buffers; fewer margins did not pay for the larger working set).
+TRUNK_FACTOR = 2
 
 
 @dataclass(frozen=True)

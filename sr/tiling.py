@@ -5,7 +5,7 @@ the image border) and only its core is kept. With ``overlap`` at least the gener
 receptive-field radius the result equals whole-image inference up to float rounding, so no
 seam can appear (tests/test_tiling.py checks it). The default overlap is the model's
 ``receptive_radius()``. Fast generators on the CPU run in two stages (:mod:`sr.staged`): the trunk
-in tiles 3x as wide, the upsampler in tiles of ``tile``, each with its own receptive radius as margin
+in tiles twice as wide, the upsampler in tiles of ``tile``, each with its own receptive radius as margin
 (an explicit ``overlap`` sets the trunk's).
 
 The model runs where its weights are (:func:`sr.device.module_device`); on CUDA each tile is

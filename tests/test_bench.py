@@ -51,7 +51,7 @@ def test_markdown_sections():
 
 def test_full_run_keeps_every_section(monkeypatch):
     """The sections a full run adds (heavy parts stubbed) leave the latency rows alone."""
-    from sr import bench_precision as bp
+    from sr import bench_precision as bp, bench_tiled
 
     monkeypatch.setattr(bench, "bench_model", lambda e, *a, **k: [{"model": e.id, "path": "x", "median_ms": 1.0}])
     monkeypatch.setattr(bench, "matmul_gflops", lambda *a, **k: 1.0)
@@ -64,7 +64,7 @@ def test_full_run_keeps_every_section(monkeypatch):
     monkeypatch.setattr(bp, "bench_consistency", lambda e, **k: [{"model": e.id, "cost_ms": 1.0}])
     monkeypatch.setattr(bench, "bench_compare", lambda *a, **k: {})
     monkeypatch.setattr(bench, "forward_gflop", lambda *a, **k: 1.0)
-    monkeypatch.setattr(bp, "bench_tiled", lambda e, configs, *a, **k: [{"model": e.id, "path": c[3]} for c in configs])
+    monkeypatch.setattr(bench_tiled, "bench_tiled", lambda e, paths, **k: [{"model": e.id, "path": p.label} for p in paths])
     r = bench.run(["srgan-lite"], repeats=1)
     assert r["rows"] == [{"model": "srgan-lite", "path": "x", "median_ms": 1.0}]
     assert r["video"] == [{"model": "srgan-lite", "fps": 1.0}]  # the live model's frames per second
@@ -75,36 +75,43 @@ def test_full_run_keeps_every_section(monkeypatch):
     assert paths[0].startswith("previous default") and paths[-1].startswith("default: auto")
 
 
-def test_tiled_paths_run_in_turn_and_ratios_are_per_round(monkeypatch):
-    """Each round times every path once; the speed-up is the median of the per-round ratios."""
+def test_tiled_paths_run_in_turn_and_ratios_are_per_round():
+    """Each round runs every path once; the speed-up is the median of the per-round ratios."""
     from types import SimpleNamespace
 
-    from sr import api as sr_api
-    from sr import bench_precision as bp
+    from sr.bench_tiled import TiledPath, bench_tiled
 
-    clock = [0.0]
-    cost = {"a": [10.0, 30.0, 10.0], "b": [5.0, 10.0, 5.0]}  # the machine slows down in round 2
-    calls, warm = {"a": 0, "b": 0}, []
+    cost = {"A": [10.0, 30.0, 10.0], "B": [5.0, 10.0, 5.0]}  # the machine slows down in round 2
+    order = []
 
-    def fake_upscale(img, fast, tile=None):
-        if img.shape[0] < 128:  # the warm-up before each timed run
-            warm.append((fast.tag, img.shape[0] > tile))
-        else:
-            clock[0] += cost[fast.tag][calls[fast.tag]]
-            calls[fast.tag] += 1
-        return np.zeros((img.shape[0] * 4, img.shape[1] * 4), np.uint8)
+    def runner(model_id, path, side):
+        order.append(path.label)
+        k = sum(1 for x in order if x == path.label) - 1
+        return {"seconds": cost[path.label][k], "peak_rss_growth_mb": 100.0 + k, "precision": path.precision,
+                "trunk_factor": 3 if path.staged else None, "output": "512x512", "output_mb": 0.25}
 
-    monkeypatch.setattr(bp, "api_load", lambda mid: object())
-    monkeypatch.setattr(sr_api, "fast_module", lambda plain, p: SimpleNamespace(tag=p, fast_precision=p))
-    monkeypatch.setattr(sr_api, "upscale", fake_upscale)
-    monkeypatch.setattr(bp, "OneStage", lambda f: f)
-    monkeypatch.setattr(bp.time, "perf_counter", lambda: clock[0])
-    rows = bp.bench_tiled(SimpleNamespace(id="m"), [("a", 256, False, "A"), ("b", 64, True, "B")],
-                          lambda: None, lambda k: 0.0, side=128, rounds=3)
-    assert sorted(set(warm)) == [("a", False), ("b", True)]  # two-stage: warmed on more than one tile
+    rows = bench_tiled(SimpleNamespace(id="m"), [("a", 256, False, "A"), TiledPath("b", 64, True, "B")],
+                       side=128, rounds=3, runner=runner)
+    assert order == ["A", "B"] * 3  # in turn, not one path's rounds in a row
     assert [r["seconds"] for r in rows] == [10.0, 5.0] and [r["rounds"] for r in rows] == [3, 3]
     assert [r["speedup_vs_previous"] for r in rows] == [1.0, 2.0]  # ratios 2, 3, 2
     assert rows[1]["tiling"] == "two-stage" and rows[0]["tiling"] == "one-stage"
+    assert rows[1]["trunk_tile"] == 192 and rows[0]["trunk_tile"] is None
+    assert rows[0]["peak_rss_growth_mb"] == 102.0  # the largest of its runs
+
+
+def test_tiled_run_in_a_fresh_process(tiny_zoo):
+    """The child process runs the real tiled path (tiny model, small image) with the asked trunk
+    factor and reports its time and memory; a failing child raises with its message."""
+    import pytest
+
+    from sr.bench_tiled import TiledPath, run_child
+
+    r = run_child("srgan-improved", TiledPath("bf16", 16, True, "x", trunk_factor=2), side=40)
+    assert r["output"] == "160x160" and r["trunk_factor"] == 2 and r["seconds"] > 0
+    assert r["peak_rss_growth_mb"] >= 0 and r["precision"] in ("bf16", "fp32")
+    with pytest.raises(RuntimeError, match="no-such-model"):
+        run_child("no-such-model", TiledPath("bf16", 16, False, "x"), side=40)
 
 
 def test_consistency_cost_is_measured_for_models_with_steps(tmp_path, monkeypatch):
