@@ -150,12 +150,15 @@ def compiled(core: torch.nn.Module, in_channels: int, precision: str, threads: i
     return compile_model(path or model, precision, threads), False
 
 
-def compile_model(model_or_path, precision: str, threads: int):
-    """Compile for this CPU with OpenVINO's blob cache (a restart skips the compilation)."""
+def compile_model(model_or_path, precision: str, threads: int, streams: int = 1):
+    """Compile for this CPU with OpenVINO's blob cache (a restart skips the compilation).
+    ``streams`` > 1: that many parallel streams sharing ``threads`` (throughput form)."""
     import openvino as ov
 
     cfg = {"INFERENCE_PRECISION_HINT": "bf16" if precision in ("bf16", "int8") else "f32",
            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads)}
+    if streams > 1:
+        cfg.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": int(streams)})
     if precision == "int8":
         from .runtime import cpu_has_bf16
 

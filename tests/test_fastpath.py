@@ -179,3 +179,25 @@ def test_openvino_backend_when_installed(monkeypatch):
     ref = run_tiled(g, x, tile=None, precision="fp32")
     got = run_tiled(fast, x, tile=12, precision=fast.fast_precision)  # several shapes, one compile
     assert got.shape == ref.shape and np.abs(got - ref).max() < 0.05 * (np.abs(ref).max() + 1e-6) + 2e-3
+
+
+def test_openvino_batches_run_on_parallel_streams(monkeypatch):
+    """A batch the thread count divides runs one plane per request on parallel streams; the
+    result equals one request's, plane for plane (odd batches and one thread stay on one request)."""
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("SR_BACKEND", "openvino")
+    g = _randomised(ZOO_ARCHS["srgan-lite"])
+    fast = runtime.optimize_for_inference(g)
+    core = fast.core
+    x = torch.from_numpy(np.stack([blobs(20, 17, seed=s) for s in range(4)]).astype(np.float32)[:, None] / 255)
+    one = core._call(core._compiled, x)
+    monkeypatch.setattr(core, "_threads", 1)
+    assert core.streams() is None
+    monkeypatch.setattr(core, "_threads", 2)
+    assert core._streams is None
+    core(x[:3])  # odd: one request
+    assert core._streams is None
+    got = core(x)
+    assert core._streams is not None and got.shape == one.shape
+    assert torch.allclose(got, one, atol=1e-3 * (one.abs().max().item() + 1))
+    assert torch.equal(core(x[2:4]), core._call_streams(core._streams, x[2:4]))

@@ -113,6 +113,8 @@ def warm_up(model_ids=None) -> list[str]:
             elif e.available and e.upscales:
                 out = api.upscale(tiny, mid)
                 metrics.score(nearest(tiny, SCALE), out)
+                if "live" in e.roles:  # video frames run in batches: their parallel-streams form too
+                    api.upscale(np.zeros((24, 24, 2), np.uint8), mid)
                 done.append(mid)
         except Exception as exc:  # noqa: BLE001 - best effort only
             log.info("warm-up of %s skipped: %s", mid, exc)
