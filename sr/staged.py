@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 # trunk tile = this x the upsampler's tile. On the 2-core EPYC, int8 improved SRGAN, 2048^2 at tile 256, each
-# run a fresh process (`python scripts/tile_sweep.py --tiles 256 --trunk-factors 2,3 --rounds 2`): factor 2
+# run a fresh process, 2 rounds (`python scripts/tile_sweep.py --tiles 256 --trunk-factors 2,3 --rounds 2`): factor 2
 # ran 2.22x the previous default path with 711 MB of peak RSS growth, factor 3 2.09x with 1220 MB (its
 # 823^2 trunk tiles hold 64 float32 feature planes twice, the OpenVINO output and its copy, plus the
 # compiled trunk's own buffers; fewer margins did not pay for the larger working set).
