@@ -371,7 +371,8 @@ def denormalize_values(x: np.ndarray, norm: Norm, channel_axis: int = 0) -> np.n
     shape = [1] * x.ndim
     shape[channel_axis] = -1
     y = np.multiply(x, (norm.hi - norm.lo).astype(np.float32).reshape(shape), dtype=np.float32)
-    y += norm.lo.astype(np.float32).reshape(shape)
+    if np.any(norm.lo):  # 0 for images scaled by their dtype's range (8-bit): one pass less
+        y += norm.lo.astype(np.float32).reshape(shape)
     if norm.dtype in (np.uint8, np.uint16):
         np.rint(y, out=y)
         np.clip(y, 0, np.iinfo(norm.dtype).max, out=y)

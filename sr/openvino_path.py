@@ -136,17 +136,22 @@ class OpenVINOCore(nn.Module):
         import openvino as ov
 
         xs = x.float().contiguous().numpy()
-        out = [None] * xs.shape[0]
+        out = []  # filled by the first plane's callback: (N, C', H', W') float32
 
         def done(request, i):
-            out[i] = request.get_output_tensor(0).data.copy()
+            y = request.get_output_tensor(0).data
+            with lock:
+                if not out:
+                    out.append(np.empty((xs.shape[0],) + y.shape[1:], np.float32))
+            out[0][i] = y[0]
 
+        lock = threading.Lock()
         queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         queue.set_callback(done)  # one queue per call: thread-safe
         for i in range(xs.shape[0]):
             queue.start_async({0: xs[i:i + 1]}, userdata=i, share_inputs=True)
         queue.wait_all()
-        return torch.from_numpy(np.concatenate(out))
+        return torch.from_numpy(out[0])
 
     def stages(self):
         """``(trunk, up)`` callables of the two compiled halves, or ``None`` without a source."""
