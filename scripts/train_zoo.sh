@@ -9,8 +9,11 @@
 # run ends) and validation grids $RUNS/<id>/val_*.png. Each run exports the checkpoint its recipe's
 # criterion picks on the validation fields (never simply the last step).
 # Steps per stage: FEAT_STEPS, PRETRAIN_STEPS, GAN_STEPS, LITE_STEPS (the `live` model); cosine
-# decay to 1% from half-way (*_DECAY_FROM). ONLY="id id" trains just those. THREADS=1 helps when
-# other work shares the cores (OpenMP barriers suffer from oversubscription).
+# decay to 1% from half-way. ONLY="id id" trains just those. THREADS=1 helps when other work shares
+# the cores (OpenMP barriers suffer from oversubscription). PRETRAIN_PATCH (default 128) and
+# PRETRAIN_INIT=1 (a new pixel-loss run starts from the shipped weights) shape the pixel stage; the
+# long L1 continuation of issue 12 (resumes from $RUNS/srresnet-improved, then re-trains its GAN):
+#   ONLY="srresnet-improved srgan-improved" PRETRAIN_STEPS=16000 PRETRAIN_PATCH=192 PRETRAIN_INIT=1 scripts/train_zoo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/train_env.sh "$@"
@@ -19,6 +22,7 @@ FEAT_STEPS=${FEAT_STEPS:-1500}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-6500}
 GAN_STEPS=${GAN_STEPS:-5000}
 LITE_STEPS=${LITE_STEPS:-6000}
+PRETRAIN_PATCH=${PRETRAIN_PATCH:-128}
 mkdir -p "$RUNS"
 run() {  # run ID STEPS VAL_EVERY EXTRA...: train, then copy the run's log next to the docs
   local id=$1 steps=$2 val=$3; shift 3
@@ -34,7 +38,7 @@ quantize() {  # the int8 model of a new generator (calibrated on the same traini
   if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $id "* ]]; then continue; fi
   case "$stage" in
     featurenet) run "$id" "$FEAT_STEPS" 250 --batch 32 ;;
-    pretrain) if [[ "$roles" == *live* ]]; then run "$id" "$LITE_STEPS" 500; else run "$id" "$PRETRAIN_STEPS" 500 --patch 128; fi
+    pretrain) if [[ "$roles" == *live* ]]; then run "$id" "$LITE_STEPS" 500; else run "$id" "$PRETRAIN_STEPS" 500 --patch "$PRETRAIN_PATCH" ${PRETRAIN_INIT:+--init "$id"}; fi
               quantize "$id" ;;
     gan) run "$id" "$GAN_STEPS" 250; quantize "$id" ;;
   esac
