@@ -104,7 +104,7 @@ class PatchSampler:
     patch: int = 96
     scale: int = 4
     background_threshold: float = 0.1  # a pixel is "signal" above this (model units)
-    min_signal_fraction: float = 0.05  # skip patches with less signal than this
+    min_signal_fraction: float = 0.05  # skip patches with less signal than this (recipe `min_signal_fraction`; 0: none)
     tries: int = 10
     _rng: np.random.Generator = field(default=None, repr=False)
 

@@ -174,7 +174,8 @@ def setup(args: TrainArgs) -> Run:
     val_planes = val_planes[: args.val_images] if args.val_images else val_planes
     precision = runtime.resolve_precision(args.precision, device)
     run = Run(args, entry, recipe, stage, precision, args.lr or DEFAULT_LR[stage],
-              run_dir, rank, world, data.PatchSampler(train_planes, patch=args.patch), val_planes,
+              run_dir, rank, world, data.PatchSampler(train_planes, patch=args.patch, min_signal_fraction=float(
+                  recipe.get("min_signal_fraction", data.PatchSampler.min_signal_fraction))), val_planes,
               len(train_s), len(val_s), device=device, scaler=train_device.make_scaler(precision, device))
     _build_networks(run)
     if checkpoint.exists(run_dir):

@@ -44,6 +44,18 @@ def test_scan_parses_hpa_names_and_splits(hpa_folder):
     assert lr.shape == (4, 1, 8, 8) and hr.shape == (4, 1, 32, 32) and set(y) <= {1, 2}
 
 
+def test_sampler_skips_empty_background_unless_told_not_to():
+    """By default a patch with almost no signal is redrawn; ``min_signal_fraction=0`` (the recipe
+    option) keeps the flat background patches too."""
+    hr = np.zeros((64, 128), np.float32)
+    hr[:, 64:] = 0.8  # left half empty background, right half signal
+    planes = [data.Plane(hr, hr[::4, ::4].copy(), hr, 0)]
+    rng = np.random.default_rng(0)
+    flat = lambda s: int(sum((h > 0.1).mean() == 0 for h in s.sample(rng, 64)[1]))  # noqa: E731
+    assert flat(data.PatchSampler(planes, patch=32)) == 0
+    assert flat(data.PatchSampler(planes, patch=32, min_signal_fraction=0)) > 5
+
+
 def test_pretrain_resume_and_export(tiny_zoo, hpa_folder, tmp_path):
     reg, weights = tiny_zoo
     init = tmp_path / "init"
