@@ -81,3 +81,17 @@ def test_gaussian_window_and_foreground():
     d = (ref.astype(float) - noisy.astype(float)) ** 2
     assert s["fg_psnr"] == pytest.approx(10 * np.log10(255 ** 2 / d[m].mean()))
     assert metrics.foreground_mask(np.zeros((16, 16), np.uint8)).all()  # flat: everything
+
+
+def test_flat_field_pattern_script_reads_zero_for_bicubic():
+    """scripts/flat_field_pattern.py: bicubic keeps a flat field flat (no phase pattern)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "flat_field_pattern.py"
+    p = subprocess.run([sys.executable, str(script), "--models", "bicubic,nearest", "--levels", "5,40"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-300:]
+    assert "| bicubic | 5.00 / 0.00 / 0.00 | 40.00 / 0.00 / 0.00 |" in p.stdout
+    assert "| nearest |" in p.stdout
